@@ -1,0 +1,30 @@
+"""libimchat: a chat library on ZeroMQ and SQLite.
+
+Run a :class:`Server`, connect with a :class:`Client` (or an
+:class:`AsyncClient`), and every failure the server reports is a
+:class:`ChatError` with a stable ``.code``.
+"""
+
+from __future__ import annotations
+
+from .aio import AsyncClient
+from .client import Client
+from .errors import ChatError, ChatTimeout, ProtocolError
+from .models import Event, Message, Room, User
+from .server import Server, default_data_dir
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AsyncClient",
+    "ChatError",
+    "ChatTimeout",
+    "Client",
+    "Event",
+    "Message",
+    "ProtocolError",
+    "Room",
+    "Server",
+    "User",
+    "default_data_dir",
+]

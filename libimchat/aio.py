@@ -1,0 +1,187 @@
+"""The asyncio client: the same calls as :class:`~libimchat.client.Client`, awaitable.
+
+It shares the connection thread (link.py) and the request building (calls.py)
+with the sync client; only waiting differs: replies are awaited with
+:func:`asyncio.wrap_future` and events are handed to the event loop with
+``call_soon_threadsafe``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+from collections.abc import AsyncIterator, Callable
+from types import TracebackType
+from typing import TypeVar
+
+from . import calls
+from .errors import ChatError, ChatTimeout
+from .link import Link
+from .models import Event, EventKind, Message, Room, User
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class AsyncClient:
+    """An asyncio connection to a libimchat server.
+
+    Create it inside a running event loop (``async with AsyncClient(url) as c``).
+    Arguments are those of :class:`~libimchat.client.Client`.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 10.0,
+        heartbeat_interval: float | None = None,
+        heartbeat_liveness: int | None = None,
+    ) -> None:
+        self.timeout = timeout
+        self._loop = asyncio.get_running_loop()
+        self._events: asyncio.Queue[Event] = asyncio.Queue()
+        self._callbacks: dict[str, list[Callable[[Event], object]]] = {}
+        self._link = Link(
+            url,
+            emit=self._deliver_threadsafe,
+            heartbeat_interval=heartbeat_interval,
+            heartbeat_liveness=heartbeat_liveness,
+            agent="libimchat-asyncio",
+        )
+        self._link.start()
+
+    async def _call(self, call: calls.Call[T]) -> T:
+        request, read = call
+        future = self._link.request(request)
+        try:
+            reply = await asyncio.wait_for(asyncio.wrap_future(future), self.timeout)
+        except asyncio.TimeoutError:
+            self._link.forget(future)
+            raise ChatTimeout(f"the server did not answer within {self.timeout:g} s") from None
+        except asyncio.CancelledError:
+            self._link.forget(future)
+            raise
+        return calls.result(reply, read)
+
+    @property
+    def user(self) -> User | None:
+        return self._link.core.user
+
+    async def signup(
+        self, username: str, password: str, *, first_name: str, last_name: str, phone: str
+    ) -> None:
+        await self._call(calls.signup(username, password, first_name, last_name, phone))
+
+    async def login(self, username: str, password: str) -> User:
+        return await self._call(calls.login(username, password))
+
+    async def logout(self) -> None:
+        await self._call(calls.logout())
+
+    async def users(self) -> list[User]:
+        return await self._call(calls.users())
+
+    async def rename(self, username: str) -> None:
+        await self._call(calls.rename(username))
+
+    async def block(self, username: str) -> None:
+        await self._call(calls.block(username))
+
+    async def unblock(self, username: str) -> None:
+        await self._call(calls.unblock(username))
+
+    async def blocked(self) -> list[str]:
+        return await self._call(calls.blocked())
+
+    async def send(self, to: str, body: str, *, client_id: str | None = None) -> Message:
+        return await self._call(calls.send(to, body, client_id))
+
+    async def history(
+        self, peer: str, *, limit: int = calls.DEFAULT_PAGE, before: int | None = None
+    ) -> list[Message]:
+        return await self._call(calls.history(peer, limit, before))
+
+    async def create_room(self, room: str) -> Room:
+        return await self._call(calls.create_room(room))
+
+    async def rooms(self) -> list[Room]:
+        return await self._call(calls.rooms())
+
+    async def join(self, room: str) -> Room:
+        return await self._call(calls.join(room))
+
+    async def leave(self, room: str) -> None:
+        await self._call(calls.leave(room))
+
+    async def invite(self, room: str, username: str) -> None:
+        await self._call(calls.invite(room, username))
+
+    async def send_room(self, room: str, body: str, *, client_id: str | None = None) -> Message:
+        return await self._call(calls.send_room(room, body, client_id))
+
+    async def room_history(
+        self, room: str, *, limit: int = calls.DEFAULT_PAGE, before: int | None = None
+    ) -> list[Message]:
+        return await self._call(calls.room_history(room, limit, before))
+
+    # --- events
+
+    async def next_event(self, timeout: float | None = None) -> Event | None:
+        """The next event, or ``None`` if none came within ``timeout`` seconds."""
+        try:
+            return await asyncio.wait_for(self._events.get(), timeout)
+        except asyncio.TimeoutError:
+            return None
+
+    async def events(self) -> AsyncIterator[Event]:
+        """Every event, as it comes: ``async for event in client.events()``."""
+        while True:
+            yield await self._events.get()
+
+    def on(self, kind: EventKind, callback: Callable[[Event], object]) -> None:
+        """Call ``callback(event)`` (a function or a coroutine function) for each event of a kind.
+
+        Events of a kind with callbacks go to them instead of :meth:`events`.
+        """
+        self._callbacks.setdefault(kind, []).append(callback)
+
+    def _deliver_threadsafe(self, event: Event) -> None:
+        self._loop.call_soon_threadsafe(self._deliver, event)
+
+    def _deliver(self, event: Event) -> None:
+        callbacks = self._callbacks.get(event.kind)
+        if not callbacks:
+            self._events.put_nowait(event)
+            return
+        for callback in callbacks:
+            try:
+                outcome = callback(event)
+                if inspect.isawaitable(outcome):
+                    self._loop.create_task(outcome)  # type: ignore[arg-type]
+            except Exception:
+                log.exception("a %r callback failed", event.kind)
+
+    # --- life cycle
+
+    async def aclose(self) -> None:
+        """Log out (if logged in) and disconnect."""
+        if self.user is not None:
+            with contextlib.suppress(asyncio.TimeoutError, ChatError):
+                await asyncio.wait_for(
+                    asyncio.wrap_future(self._link.request(calls.logout()[0])), 1.0
+                )
+        await asyncio.to_thread(self._link.close)
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

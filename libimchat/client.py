@@ -1,0 +1,244 @@
+"""The synchronous client: each call blocks until the server answers.
+
+Events (direct and room messages, presence, renames...) arrive on a background
+thread and wait in a queue for :meth:`Client.next_event`, or go to callbacks
+registered with :meth:`Client.on`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import TimeoutError as FutureTimeout
+from types import TracebackType
+from typing import TypeVar
+
+from . import calls
+from .errors import ChatError, ChatTimeout
+from .link import Link
+from .models import Event, EventKind, Message, Room, User
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class Client:
+    """A connection to a libimchat server.
+
+    Args:
+        url: the server's URL (``Server.url``), ``tcp://host:port``.
+        timeout: seconds to wait for each answer before raising ``ChatError("timeout")``.
+        heartbeat_interval: seconds between heartbeats (default: the server's).
+        heartbeat_liveness: heartbeats missed before reconnecting (default: the server's).
+
+    Raises:
+        ChatError: ``invalid`` for a malformed URL.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 10.0,
+        heartbeat_interval: float | None = None,
+        heartbeat_liveness: int | None = None,
+    ) -> None:
+        self.timeout = timeout
+        self._events: queue.SimpleQueue[Event] = queue.SimpleQueue()
+        self._callbacks: dict[str, list[Callable[[Event], object]]] = {}
+        self._callback_queue: queue.SimpleQueue[Event | None] | None = None
+        self._link = Link(
+            url,
+            emit=self._deliver,
+            heartbeat_interval=heartbeat_interval,
+            heartbeat_liveness=heartbeat_liveness,
+            agent="libimchat-sync",
+        )
+        self._link.start()
+
+    def _call(self, call: calls.Call[T]) -> T:
+        request, read = call
+        future = self._link.request(request)
+        try:
+            reply = future.result(self.timeout)
+        except FutureTimeout:
+            self._link.forget(future)
+            raise ChatTimeout(f"the server did not answer within {self.timeout:g} s") from None
+        return calls.result(reply, read)
+
+    # --- accounts and presence
+
+    @property
+    def user(self) -> User | None:
+        """Who this client is logged in as (``None`` before login and after logout)."""
+        return self._link.core.user
+
+    def signup(
+        self, username: str, password: str, *, first_name: str, last_name: str, phone: str
+    ) -> None:
+        """Create an account.
+
+        Raises:
+            ChatError: ``missing_fields``, ``invalid`` or ``username_taken``.
+        """
+        self._call(calls.signup(username, password, first_name, last_name, phone))
+
+    def login(self, username: str, password: str) -> User:
+        """Log in; from now on this client receives events.
+
+        Raises:
+            ChatError: ``bad_credentials`` for a wrong username or password.
+        """
+        return self._call(calls.login(username, password))
+
+    def logout(self) -> None:
+        self._call(calls.logout())
+
+    def users(self) -> list[User]:
+        """Every registered user, with ``.online``."""
+        return self._call(calls.users())
+
+    def rename(self, username: str) -> None:
+        """Change your username, for everyone and in all history.
+
+        Raises:
+            ChatError: ``invalid`` or ``username_taken``.
+        """
+        self._call(calls.rename(username))
+
+    def block(self, username: str) -> None:
+        """Receive nothing more from ``username`` (DMs, room messages, invites)."""
+        self._call(calls.block(username))
+
+    def unblock(self, username: str) -> None:
+        self._call(calls.unblock(username))
+
+    def blocked(self) -> list[str]:
+        """The usernames you block."""
+        return self._call(calls.blocked())
+
+    # --- messages
+
+    def send(self, to: str, body: str, *, client_id: str | None = None) -> Message:
+        """Send a direct message; returns once it is stored.
+
+        Args:
+            to: the recipient's username.
+            body: the text.
+            client_id: an idempotency key; sending again with the same one
+                returns the original message instead of a copy.
+
+        Raises:
+            ChatError: ``no_such_user``, ``blocked``, ``invalid`` (empty or oversized body).
+        """
+        return self._call(calls.send(to, body, client_id))
+
+    def history(
+        self, peer: str, *, limit: int = calls.DEFAULT_PAGE, before: int | None = None
+    ) -> list[Message]:
+        """Your direct messages with ``peer``, oldest first.
+
+        Args:
+            limit: at most this many (the newest ones).
+            before: only messages older than this message id (the next page back).
+        """
+        return self._call(calls.history(peer, limit, before))
+
+    # --- rooms
+
+    def create_room(self, room: str) -> Room:
+        """Create a room and join it.
+
+        Raises:
+            ChatError: ``room_exists`` or ``invalid``.
+        """
+        return self._call(calls.create_room(room))
+
+    def rooms(self) -> list[Room]:
+        return self._call(calls.rooms())
+
+    def join(self, room: str) -> Room:
+        """Join a room: its messages arrive as ``room_message`` events from now on."""
+        return self._call(calls.join(room))
+
+    def leave(self, room: str) -> None:
+        self._call(calls.leave(room))
+
+    def invite(self, room: str, username: str) -> None:
+        """Send ``username`` an ``invite`` event for a room you are in."""
+        self._call(calls.invite(room, username))
+
+    def send_room(self, room: str, body: str, *, client_id: str | None = None) -> Message:
+        """Post to a room you joined; returns once it is stored."""
+        return self._call(calls.send_room(room, body, client_id))
+
+    def room_history(
+        self, room: str, *, limit: int = calls.DEFAULT_PAGE, before: int | None = None
+    ) -> list[Message]:
+        """A room's messages, oldest first (the newest ``limit``, or those before ``before``)."""
+        return self._call(calls.room_history(room, limit, before))
+
+    # --- events
+
+    def next_event(self, timeout: float | None = None) -> Event | None:
+        """The next event, waiting up to ``timeout`` seconds (forever if ``None``).
+
+        Returns:
+            The event, or ``None`` if none came in time.
+        """
+        try:
+            return self._events.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def on(self, kind: EventKind, callback: Callable[[Event], object]) -> None:
+        """Call ``callback(event)`` for every event of this kind, on a thread of the client's.
+
+        Events of a kind with callbacks go to them instead of :meth:`next_event`.
+        A callback may call the client's methods.
+        """
+        self._callbacks.setdefault(kind, []).append(callback)
+        if self._callback_queue is None:
+            self._callback_queue = queue.SimpleQueue()
+            threading.Thread(target=self._run_callbacks, daemon=True).start()
+
+    def _deliver(self, event: Event) -> None:
+        if event.kind in self._callbacks and self._callback_queue is not None:
+            self._callback_queue.put(event)
+        else:
+            self._events.put(event)
+
+    def _run_callbacks(self) -> None:
+        assert self._callback_queue is not None
+        while (event := self._callback_queue.get()) is not None:
+            for callback in self._callbacks.get(event.kind, []):
+                try:
+                    callback(event)
+                except Exception:
+                    log.exception("a %r callback failed", event.kind)
+
+    # --- life cycle
+
+    def close(self) -> None:
+        """Log out (if logged in) and disconnect."""
+        if self.user is not None:
+            # if the server is gone, it ends the session after the heartbeat anyway
+            with contextlib.suppress(FutureTimeout, ChatError):
+                self._link.request(calls.logout()[0]).result(min(self.timeout, 1.0))
+        self._link.close()
+        if self._callback_queue is not None:
+            self._callback_queue.put(None)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

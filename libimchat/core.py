@@ -1,0 +1,445 @@
+"""What a client knows and decides, without any I/O: the shared core of Client and AsyncClient.
+
+:class:`ClientCore` numbers requests, remembers which are pending, and turns
+what the server sends into *actions* for the I/O layer (link.py) to carry out:
+send a request, resolve a caller's pending request, hand an event to the
+application, (un)subscribe a PUB topic.
+
+It is where delivery guarantees live. Room messages carry a per-room sequence
+number and direct messages a per-recipient inbox sequence; the core emits each
+message once and in order, holding back early arrivals and asking the server
+for whatever is missing: a message PUB dropped, one published before our
+subscription took effect, or everything sent while we were disconnected. The
+server's heartbeat answer (``Pong``) carries the newest sequence of each of our
+rooms and of our inbox, so even a lost *last* message is noticed within one
+heartbeat.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar, Union
+
+from . import protocol as p
+from .models import Event, EventKind, Message, User
+from .validation import name_key
+
+BACKFILL_PAGE = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Transmit:
+    """Send this request on the DEALER socket."""
+
+    request: p.Request
+
+
+@dataclass(frozen=True, slots=True)
+class Resolve:
+    """The caller waiting on ``rid`` gets ``reply``."""
+
+    rid: int
+    reply: p.Reply
+
+
+@dataclass(frozen=True, slots=True)
+class Emit:
+    """Hand this event to the application."""
+
+    event: Event
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe:
+    topic: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribe:
+    topic: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectSubscriber:
+    """(Re)connect the SUB socket to the server's PUB port."""
+
+    port: int
+
+
+Action = Union[Transmit, Resolve, Emit, Subscribe, Unsubscribe, ConnectSubscriber]
+
+
+class _Numbered(Protocol):
+    @property
+    def seq(self) -> int: ...
+
+
+N = TypeVar("N", bound=_Numbered)
+
+
+@dataclass
+class _Sequence:
+    """An ordered stream (a room, our inbox, server events): last number seen, early arrivals."""
+
+    last: int
+    early: dict[int, Any] = field(default_factory=dict)
+    fetching: bool = False
+
+
+class ClientCore:
+    """A client's session state; every method returns the actions to carry out."""
+
+    def __init__(self, agent: str = "libimchat") -> None:
+        self.agent = agent
+        self._rids = itertools.count(1)
+        self.pending: dict[int, p.Request] = {}
+        self._internal: dict[int, p.Request] = {}
+        self.user: User | None = None
+        self.token: str | None = None
+        self.inbox: _Sequence | None = None
+        self.rooms: dict[str, _Sequence] = {}
+        self.blocked: set[str] = set()
+        self.events = _Sequence(last=0)
+        self.heartbeat_interval: float | None = None
+        self.heartbeat_liveness: int | None = None
+        self.pub_port: int | None = None
+        self.connected = False
+
+    # --- driven by the I/O layer
+
+    def connection_made(self) -> list[Action]:
+        """A new DEALER connection: introduce ourselves; resume the session, if any."""
+        actions = self._internal_request(
+            p.Hello(rid=0, version=p.PROTOCOL_VERSION, agent=self.agent)
+        )
+        if self.token is not None:
+            actions += self._resume()
+        else:
+            actions += [Transmit(req) for req in self.pending.values()]
+        return actions
+
+    def connection_lost(self) -> list[Action]:
+        """The server went silent: forget internal requests; keep the caller's for resending."""
+        self._internal.clear()
+        for stream in self._streams():
+            stream.fetching = False
+        if not self.connected:
+            return []
+        self.connected = False
+        return [Emit(Event(kind="connection", online=False))]
+
+    def request(self, request: p.Request) -> tuple[int, list[Action]]:
+        """Number a caller's request and send it."""
+        rid = next(self._rids)
+        request = dataclasses.replace(request, rid=rid)
+        if isinstance(request, p.Logout) and self.inbox is not None:
+            request = dataclasses.replace(request, inbox_seen=self.inbox.last)
+        self.pending[rid] = request
+        actions: list[Action] = []
+        if isinstance(request, p.Join):
+            # subscribe before joining, so that nothing published after the
+            # join's snapshot slips past us (the rest is backfilled)
+            actions.append(Subscribe(p.room_topic(request.room)))
+        actions.append(Transmit(request))
+        return rid, actions
+
+    def forget(self, rid: int) -> None:
+        """The caller stopped waiting (timeout or cancellation)."""
+        self.pending.pop(rid, None)
+
+    def heartbeat(self) -> list[Action]:
+        seen = self.inbox.last if self.inbox else 0
+        return self._internal_request(p.Ping(rid=0, inbox_seen=seen))
+
+    def received(self, frames: list[bytes]) -> list[Action]:
+        """Frames from the DEALER socket."""
+        msg = p.decode(frames)
+        rid = getattr(msg, "rid", None)
+        if rid is not None and rid in self._internal:
+            return self._internal_reply(self._internal.pop(rid), msg)  # type: ignore[arg-type]
+        if rid is not None and rid in self.pending:
+            if self._session_lost(msg):
+                return self._resume()  # the request stays pending and is resent
+            request = self.pending.pop(rid)
+            return [*self._learn(request, msg), Resolve(rid, msg)]  # type: ignore[arg-type]
+        if isinstance(msg, p.Delivery):
+            return self._direct_message(msg.message)
+        if isinstance(msg, p.Invited):
+            return [Emit(Event(kind="invite", room=msg.room, sender=msg.sender))]
+        return []  # an answer nobody waits for any more
+
+    def published(self, frames: list[bytes]) -> list[Action]:
+        """Frames from the SUB socket."""
+        msg = p.decode(frames)
+        if self.user is None:
+            return []
+        if isinstance(msg, p.RoomPost):
+            return self._room_message(msg.message)
+        if isinstance(msg, (p.PresenceChanged, p.Renamed, p.RoomCreated)):
+            return self._in_order(self.events, msg, self._server_event, self._fetch_events)
+        return []
+
+    def _server_event(self, msg: p.ServerEvent) -> list[Action]:
+        if isinstance(msg, p.PresenceChanged):
+            return [Emit(Event(kind="presence", username=msg.username, online=msg.online))]
+        if isinstance(msg, p.RoomCreated):
+            return [Emit(Event(kind="room_created", room=msg.room, sender=msg.created_by))]
+        self._renamed(msg.old, msg.new)
+        return [Emit(Event(kind="rename", old=msg.old, new=msg.new))]
+
+    # --- replies to the caller's requests that change what we know
+
+    def _learn(self, request: p.Request, reply: p.Reply) -> list[Action]:
+        if isinstance(reply, p.Failure):
+            if isinstance(request, p.Join) and request.room not in self.rooms:
+                return [Unsubscribe(p.room_topic(request.room))]
+            return []
+        if isinstance(reply, p.SessionStarted):
+            return self._session_started(reply, resumed=False)
+        if isinstance(reply, p.RoomReply) and isinstance(request, (p.Join, p.CreateRoom)):
+            return self._joined(reply.room.name, reply.room.last_seq)
+        if isinstance(request, p.Leave):
+            stream = self.rooms.pop(self._room_name(request.room), None)
+            return [Unsubscribe(p.room_topic(request.room))] if stream else []
+        if isinstance(request, p.Logout):
+            return self._logged_out()
+        if isinstance(request, p.Block):
+            self.blocked.add(name_key(request.username))
+        elif isinstance(request, p.Unblock):
+            self.blocked.discard(name_key(request.username))
+        elif isinstance(request, p.Rename) and self.user is not None:
+            self.user = dataclasses.replace(self.user, username=request.username)
+        return []
+
+    def _session_started(self, reply: p.SessionStarted, *, resumed: bool) -> list[Action]:
+        actions: list[Action] = []
+        fresh = not resumed or self.inbox is None
+        self.user, self.token = reply.user, reply.token
+        self.blocked = {name_key(name) for name in reply.blocked}
+        self.events = _Sequence(last=reply.events_seq)
+        if fresh:
+            for room in self.rooms:
+                actions.append(Unsubscribe(p.room_topic(room)))
+            self.inbox = _Sequence(last=reply.inbox_acked)
+            self.rooms = {mark.room: _Sequence(last=mark.seq) for mark in reply.rooms}
+            actions.append(Subscribe(p.GLOBAL_TOPIC))
+            actions += [Subscribe(p.room_topic(room)) for room in self.rooms]
+        else:
+            marks = {mark.room: mark.seq for mark in reply.rooms}
+            for room in set(self.rooms) - set(marks):
+                del self.rooms[room]
+                actions.append(Unsubscribe(p.room_topic(room)))
+            for room, seq in marks.items():
+                if room not in self.rooms:
+                    self.rooms[room] = _Sequence(last=seq)
+                    actions.append(Subscribe(p.room_topic(room)))
+        actions += self._catch_up(reply.inbox_head, reply.rooms, reply.events_seq)
+        if not self.connected:
+            self.connected = True
+            if resumed:
+                actions.append(Emit(Event(kind="connection", online=True)))
+        return actions
+
+    def _joined(self, room: str, last_seq: int) -> list[Action]:
+        if room in self.rooms:
+            return []
+        self.rooms[room] = _Sequence(last=last_seq)
+        return [Subscribe(p.room_topic(room))]
+
+    def _logged_out(self) -> list[Action]:
+        actions: list[Action] = [Unsubscribe(p.room_topic(room)) for room in self.rooms]
+        if self.user is not None:
+            actions.append(Unsubscribe(p.GLOBAL_TOPIC))
+        self.user = self.token = self.inbox = None
+        self.rooms, self.blocked = {}, set()
+        return actions
+
+    def _renamed(self, old: str, new: str) -> None:
+        if name_key(old) in self.blocked:
+            self.blocked.discard(name_key(old))
+            self.blocked.add(name_key(new))
+        if self.user is not None and name_key(self.user.username) == name_key(old):
+            self.user = dataclasses.replace(self.user, username=new)
+
+    def _room_name(self, room: str) -> str:
+        for known in self.rooms:
+            if name_key(known) == name_key(room):
+                return known
+        return room
+
+    # --- our own requests: handshake, resume, heartbeats, backfill
+
+    def _internal_request(self, request: p.Request) -> list[Action]:
+        rid = next(self._rids)
+        request = dataclasses.replace(request, rid=rid)
+        self._internal[rid] = request
+        return [Transmit(request)]
+
+    def _internal_reply(self, request: p.Request, reply: p.Reply) -> list[Action]:
+        if isinstance(reply, p.Welcome):
+            self.heartbeat_interval = reply.heartbeat_interval
+            self.heartbeat_liveness = reply.heartbeat_liveness
+            if reply.pub_port != self.pub_port:
+                self.pub_port = reply.pub_port
+                return [ConnectSubscriber(reply.pub_port)]
+            return []
+        if isinstance(reply, p.SessionStarted):
+            actions = self._session_started(reply, resumed=True)
+            return actions + [Transmit(req) for req in self.pending.values()]
+        if isinstance(reply, p.Pong):
+            return self._catch_up(reply.inbox_head, reply.rooms, reply.events_seq)
+        if isinstance(reply, p.MessagePage):
+            return self._backfilled(request, reply.messages)
+        if isinstance(reply, p.EventPage):
+            return self._events_backfilled(reply)
+        if isinstance(reply, p.Failure):
+            return self._internal_failure(request, reply)
+        return []
+
+    def _internal_failure(self, request: p.Request, failure: p.Failure) -> list[Action]:
+        if isinstance(request, p.Resume):
+            # the server no longer knows the token: the application must log in again
+            self._logged_out()
+            self.connected = False
+            actions: list[Action] = [Emit(Event(kind="connection", online=False))]
+            return actions + [Transmit(req) for req in self.pending.values()]
+        if isinstance(request, p.Ping) and self._session_lost(failure):
+            return self._resume()
+        if isinstance(request, p.RoomHistory) and request.room in self.rooms:
+            self.rooms[request.room].fetching = False
+        if isinstance(request, p.Inbox) and self.inbox is not None:
+            self.inbox.fetching = False
+        if isinstance(request, p.Events):
+            self.events.fetching = False
+        return []
+
+    def _session_lost(self, reply: object) -> bool:
+        """The server forgot our session (it restarted, or we were silent too long)."""
+        return (
+            isinstance(reply, p.Failure)
+            and reply.code == "not_logged_in"
+            and self.token is not None
+        )
+
+    def _resume(self) -> list[Action]:
+        if self.token is None or any(isinstance(r, p.Resume) for r in self._internal.values()):
+            return []
+        return self._internal_request(p.Resume(rid=0, token=self.token))
+
+    def _catch_up(
+        self, inbox_head: int, marks: tuple[p.RoomMark, ...], events_seq: int
+    ) -> list[Action]:
+        actions: list[Action] = []
+        if events_seq > self.events.last:
+            actions += self._fetch_events()
+        if self.inbox is not None and inbox_head > self.inbox.last:
+            actions += self._fetch_inbox()
+        for mark in marks:
+            stream = self.rooms.get(mark.room)
+            if stream is not None and mark.seq > stream.last:
+                actions += self._fetch_room(mark.room)
+        return actions
+
+    def _fetch_inbox(self) -> list[Action]:
+        assert self.inbox is not None
+        if self.inbox.fetching:
+            return []
+        self.inbox.fetching = True
+        return self._internal_request(p.Inbox(rid=0, after=self.inbox.last, limit=BACKFILL_PAGE))
+
+    def _fetch_events(self) -> list[Action]:
+        if self.events.fetching:
+            return []
+        self.events.fetching = True
+        return self._internal_request(p.Events(rid=0, after=self.events.last))
+
+    def _events_backfilled(self, page: p.EventPage) -> list[Action]:
+        self.events.fetching = False
+        if not page.complete and page.events:
+            # what we missed is forgotten by the server: go on from what it has
+            self.events.last = page.events[0].seq - 1
+        actions: list[Action] = []
+        for event in page.events:
+            actions += self._in_order(self.events, event, self._server_event, lambda: [])
+        return actions
+
+    def _fetch_room(self, room: str) -> list[Action]:
+        stream = self.rooms[room]
+        if stream.fetching:
+            return []
+        stream.fetching = True
+        return self._internal_request(
+            p.RoomHistory(rid=0, room=room, limit=BACKFILL_PAGE, after_seq=stream.last)
+        )
+
+    def _backfilled(self, request: p.Request, messages: tuple[Message, ...]) -> list[Action]:
+        actions: list[Action] = []
+        if isinstance(request, p.Inbox) and self.inbox is not None:
+            self.inbox.fetching = False
+            for message in messages:
+                actions += self._direct_message(message)
+            if len(messages) == request.limit:
+                actions += self._fetch_inbox()
+        elif isinstance(request, p.RoomHistory) and request.room in self.rooms:
+            self.rooms[request.room].fetching = False
+            for message in messages:
+                actions += self._room_message(message)
+            if len(messages) == request.limit:
+                actions += self._fetch_room(request.room)
+        return actions
+
+    # --- ordered delivery
+
+    def _direct_message(self, message: Message) -> list[Action]:
+        if self.user is None or self.inbox is None:
+            return []
+        if name_key(message.recipient or "") != name_key(self.user.username):
+            # a copy of what we sent from another client of ours
+            return [Emit(Event(kind="message", message=message))]
+        return self._in_order(self.inbox, message, self._show("message"), self._fetch_inbox)
+
+    def _room_message(self, message: Message) -> list[Action]:
+        room = message.room
+        if room is None or room not in self.rooms:
+            return []
+        stream = self.rooms[room]
+        show = self._show("room_message")
+        return self._in_order(stream, message, show, lambda: self._fetch_room(room))
+
+    def _show(self, kind: EventKind) -> Callable[[Message], list[Action]]:
+        """Emit a message as an event of this kind, unless its sender is blocked."""
+
+        def show(message: Message) -> list[Action]:
+            if name_key(message.sender) in self.blocked:
+                return []
+            return [Emit(Event(kind=kind, message=message, room=message.room))]
+
+        return show
+
+    def _in_order(
+        self,
+        stream: _Sequence,
+        item: N,
+        deliver: Callable[[N], list[Action]],
+        fetch: Callable[[], list[Action]],
+    ) -> list[Action]:
+        """Deliver ``item`` and any early arrivals it unblocks; on a gap, hold it and fetch."""
+        if item.seq <= stream.last:
+            return []  # seen already
+        if item.seq > stream.last + 1:
+            stream.early[item.seq] = item
+            return fetch()
+        actions: list[Action] = []
+        next_item: N | None = item
+        while next_item is not None:
+            stream.last = next_item.seq
+            actions += deliver(next_item)
+            next_item = stream.early.pop(stream.last + 1, None)
+        stream.early = {seq: m for seq, m in stream.early.items() if seq > stream.last}
+        return actions
+
+    def _streams(self) -> list[_Sequence]:
+        return [*self.rooms.values(), self.events, *([self.inbox] if self.inbox else [])]

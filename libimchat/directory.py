@@ -1,0 +1,706 @@
+"""The chat server's logic: requests in, replies and publications out, as values.
+
+:class:`Directory` knows who is online, who is in which room and who blocks
+whom (kept in memory, in step with the store), and answers each request.
+It never touches a socket: server.py feeds it batches of ``(peer, frames)``
+from the ROUTER socket and sends what :class:`Outcome` holds. Because
+everything a batch wrote is committed before the outcome is returned, every
+reply and publication it holds describes durable state (the ack means durable).
+
+A *peer* is the routing id the ROUTER socket gave a client's DEALER
+connection. A peer becomes a *session* when it logs in or resumes; the session
+is bound to that connection, never to anything the client claims.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import protocol as p
+from . import validation as v
+from .errors import ChatError, ProtocolError
+from .models import Message, Room, User
+from .passwords import Passwords
+from .store import MessageRow, Store
+
+log = logging.getLogger(__name__)
+
+MAX_PAGE = 500
+MAX_CLIENT_ID = 64
+RECENT_EVENTS = 4096
+
+
+@dataclass
+class Outcome:
+    """What the runner must send after a batch: replies to peers, then publications."""
+
+    replies: list[tuple[bytes, p.ProtocolMessage]] = field(default_factory=list)
+    publications: list[p.Publication] = field(default_factory=list)
+
+
+@dataclass
+class _Account:
+    id: int
+    username: str
+    key: str
+    first_name: str
+    last_name: str
+    password_hash: str
+    inbox_head: int
+    inbox_acked: int
+    blocked: set[int] = field(default_factory=set)
+    rooms: set[int] = field(default_factory=set)
+
+
+@dataclass
+class _Room:
+    id: int
+    name: str
+    key: str
+    created_by: int
+    last_seq: int
+    members: set[int] = field(default_factory=set)
+
+
+@dataclass
+class _Session:
+    peer: bytes
+    user_id: int
+    token_hash: str
+    last_seen: float
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Directory:
+    """Accounts, presence, rooms, blocks and messages, for one server.
+
+    Args:
+        store: the database; state is loaded from it now.
+        passwords: how passwords are hashed.
+        welcome: the server's answer to ``Hello`` (its rid is replaced per request).
+        liveness: seconds of silence after which a session is considered gone.
+    """
+
+    def __init__(
+        self, store: Store, passwords: Passwords, *, welcome: p.Welcome, liveness: float
+    ) -> None:
+        self.store = store
+        self.passwords = passwords
+        self.welcome = welcome
+        self.liveness = liveness
+        self.events_seq = 0
+        # server-wide events are not stored; the latest are kept for clients
+        # that missed a publication (see protocol.Events)
+        self.recent_events: deque[p.ServerEvent] = deque(maxlen=RECENT_EVENTS)
+        self.sessions: dict[bytes, _Session] = {}
+        self._load()
+        self._handlers: dict[type, Callable[[bytes, Any, float, Outcome], None]] = {
+            p.Hello: self._hello,
+            p.Signup: self._signup,
+            p.Login: self._login,
+            p.Resume: self._resume,
+            p.Logout: self._logout,
+            p.Ping: self._ping,
+            p.ListUsers: self._list_users,
+            p.SendDirect: self._send_direct,
+            p.SendRoom: self._send_room,
+            p.History: self._history,
+            p.RoomHistory: self._room_history,
+            p.Inbox: self._inbox,
+            p.Events: self._events,
+            p.CreateRoom: self._create_room,
+            p.ListRooms: self._list_rooms,
+            p.Join: self._join,
+            p.Leave: self._leave,
+            p.Invite: self._invite,
+            p.Rename: self._rename,
+            p.Block: self._block,
+            p.Unblock: self._unblock,
+            p.ListBlocked: self._list_blocked,
+        }
+
+    def _load(self) -> None:
+        """(Re)build the in-memory view from the store."""
+        self.accounts: dict[int, _Account] = {}
+        self.account_by_key: dict[str, int] = {}
+        for row in self.store.users():
+            self.accounts[row.id] = _Account(
+                id=row.id,
+                username=row.username,
+                key=row.username_key,
+                first_name=row.first_name,
+                last_name=row.last_name,
+                password_hash=row.password_hash,
+                inbox_head=self.store.inbox_head(row.id),
+                inbox_acked=row.inbox_acked,
+            )
+            self.account_by_key[row.username_key] = row.id
+        self.rooms: dict[int, _Room] = {}
+        self.room_by_key: dict[str, int] = {}
+        for room in self.store.rooms():
+            self.rooms[room.id] = _Room(
+                id=room.id,
+                name=room.room,
+                key=room.room_key,
+                created_by=room.created_by,
+                last_seq=self.store.last_seq(room.id),
+            )
+            self.room_by_key[room.room_key] = room.id
+        self.dialogs: dict[tuple[int, int], int] = {}
+        self.dialog_seq: dict[int, int] = {}
+        for conversation_id, lo, hi in self.store.dialogs():
+            self.dialogs[lo, hi] = conversation_id
+            self.dialog_seq[conversation_id] = self.store.last_seq(conversation_id)
+        for conversation_id, user_id in self.store.members():
+            self.rooms[conversation_id].members.add(user_id)
+            self.accounts[user_id].rooms.add(conversation_id)
+        for blocker, blocked in self.store.blocks():
+            self.accounts[blocker].blocked.add(blocked)
+        self.online: dict[int, set[bytes]] = {}
+        for session in self.sessions.values():
+            self.online.setdefault(session.user_id, set()).add(session.peer)
+
+    # --- entry points for the runner
+
+    def handle_batch(self, batch: Iterable[tuple[bytes, list[bytes]]], now: float) -> Outcome:
+        """Answer a batch of requests, committing everything they wrote once.
+
+        Args:
+            batch: ``(peer, frames)`` pairs as received from the ROUTER socket.
+            now: the current time (seconds since the epoch).
+
+        Returns:
+            What to send. If the commit fails, every request of the batch is
+            answered with an ``internal`` failure and the in-memory state is
+            reloaded from the store, so that nothing is acknowledged that was
+            not stored.
+        """
+        outcome = Outcome()
+        rids: list[tuple[bytes, int]] = []
+        try:
+            with self.store.batch():
+                for peer, frames in batch:
+                    rid = self._handle(peer, frames, now, outcome)
+                    if rid is not None:
+                        rids.append((peer, rid))
+        except Exception:
+            log.exception("commit failed; answering the batch with failures")
+            self._load()
+            failed = Outcome()
+            for peer, rid in rids:
+                failed.replies.append(
+                    (peer, p.Failure(rid=rid, code="internal", message="storage failed"))
+                )
+            return failed
+        return outcome
+
+    def expire(self, now: float) -> Outcome:
+        """End the sessions that have been silent for longer than the liveness."""
+        outcome = Outcome()
+        for session in [s for s in self.sessions.values() if now - s.last_seen > self.liveness]:
+            self._end_session(session, outcome)
+        return outcome
+
+    # --- dispatch
+
+    def _handle(self, peer: bytes, frames: list[bytes], now: float, outcome: Outcome) -> int | None:
+        try:
+            request = p.decode(frames)
+        except ProtocolError as exc:
+            outcome.replies.append((peer, p.Failure(rid=0, code=exc.code, message=exc.message)))
+            return None
+        handler = self._handlers.get(type(request))
+        rid: int = getattr(request, "rid", 0)
+        if handler is None:
+            outcome.replies.append(
+                (peer, p.Failure(rid=rid, code="bad_request", message="not a request"))
+            )
+            return rid
+        session = self.sessions.get(peer)
+        if session is not None:
+            session.last_seen = now
+        mark = (len(outcome.replies), len(outcome.publications))
+        try:
+            with self.store.step():
+                handler(peer, request, now, outcome)
+        except ChatError as exc:
+            del outcome.replies[mark[0] :], outcome.publications[mark[1] :]
+            outcome.replies.append((peer, p.Failure(rid=rid, code=exc.code, message=exc.message)))
+        except Exception:
+            log.exception("request %s failed", type(request).__name__)
+            del outcome.replies[mark[0] :], outcome.publications[mark[1] :]
+            outcome.replies.append(
+                (peer, p.Failure(rid=rid, code="internal", message="the server failed"))
+            )
+        return rid
+
+    def _session(self, peer: bytes) -> _Session:
+        session = self.sessions.get(peer)
+        if session is None:
+            raise ChatError("not_logged_in", "log in first")
+        return session
+
+    def _account_named(self, username: str) -> _Account:
+        user_id = self.account_by_key.get(v.name_key(username))
+        if user_id is None:
+            raise ChatError("no_such_user", f"no user is called {username!r}")
+        return self.accounts[user_id]
+
+    def _room_named(self, room: str) -> _Room:
+        room_id = self.room_by_key.get(v.name_key(room))
+        if room_id is None:
+            raise ChatError("no_such_room", f"no room is called {room!r}")
+        return self.rooms[room_id]
+
+    # --- sessions and presence
+
+    def _hello(self, peer: bytes, req: p.Hello, now: float, out: Outcome) -> None:
+        if req.version != p.PROTOCOL_VERSION:
+            raise ChatError(
+                "unsupported_version",
+                f"this server speaks protocol {p.PROTOCOL_VERSION}, not {req.version}",
+            )
+        welcome = p.Welcome(
+            rid=req.rid,
+            version=self.welcome.version,
+            pub_port=self.welcome.pub_port,
+            heartbeat_interval=self.welcome.heartbeat_interval,
+            heartbeat_liveness=self.welcome.heartbeat_liveness,
+        )
+        out.replies.append((peer, welcome))
+
+    def _signup(self, peer: bytes, req: p.Signup, now: float, out: Outcome) -> None:
+        v.require(
+            first_name=req.first_name,
+            last_name=req.last_name,
+            phone=req.phone,
+            username=req.username,
+            password=req.password,
+        )
+        username = v.check_username(req.username)
+        key = v.name_key(username)
+        if key in self.account_by_key:
+            raise ChatError("username_taken", f"the username {username!r} is taken")
+        first_name = v.check_person_name("first name", req.first_name)
+        last_name = v.check_person_name("last name", req.last_name)
+        phone = v.check_phone(req.phone)
+        password_hash = self.passwords.hash(v.check_password(req.password))
+        user_id = self.store.add_user(
+            username=username,
+            username_key=key,
+            first_name=first_name,
+            last_name=last_name,
+            phone=phone,
+            password_hash=password_hash,
+            created_at=now,
+        )
+        self.accounts[user_id] = _Account(
+            id=user_id,
+            username=username,
+            key=key,
+            first_name=first_name,
+            last_name=last_name,
+            password_hash=password_hash,
+            inbox_head=0,
+            inbox_acked=0,
+        )
+        self.account_by_key[key] = user_id
+        out.replies.append((peer, p.Done(rid=req.rid)))
+
+    def _login(self, peer: bytes, req: p.Login, now: float, out: Outcome) -> None:
+        v.require(username=req.username, password=req.password)
+        user_id = self.account_by_key.get(v.name_key(req.username))
+        account = self.accounts.get(user_id) if user_id is not None else None
+        matches, upgraded = self.passwords.verify(
+            account.password_hash if account else None, req.password
+        )
+        if account is None or not matches:
+            raise ChatError("bad_credentials", "wrong username or password")
+        if upgraded:
+            self.store.set_password_hash(account.id, upgraded)
+            account.password_hash = upgraded
+        token = secrets.token_urlsafe(32)
+        self.store.add_session(_token_hash(token), account.id, now)
+        self._start_session(peer, account, _token_hash(token), req.rid, token, now, out)
+
+    def _resume(self, peer: bytes, req: p.Resume, now: float, out: Outcome) -> None:
+        token_hash = _token_hash(req.token)
+        user_id = self.store.session_user(token_hash)
+        if user_id is None:
+            raise ChatError("session_expired", "the session has ended; log in again")
+        self._start_session(peer, self.accounts[user_id], token_hash, req.rid, req.token, now, out)
+
+    def _start_session(
+        self,
+        peer: bytes,
+        account: _Account,
+        token_hash: str,
+        rid: int,
+        token: str,
+        now: float,
+        out: Outcome,
+    ) -> None:
+        previous = self.sessions.get(peer)
+        if previous is not None:
+            self._end_session(previous, out)
+        self.sessions[peer] = _Session(
+            peer=peer, user_id=account.id, token_hash=token_hash, last_seen=now
+        )
+        peers = self.online.setdefault(account.id, set())
+        peers.add(peer)
+        out.replies.append(
+            (
+                peer,
+                p.SessionStarted(
+                    rid=rid,
+                    user=self._user(account),
+                    token=token,
+                    inbox_acked=account.inbox_acked,
+                    inbox_head=account.inbox_head,
+                    rooms=self._room_marks(account),
+                    blocked=tuple(sorted(self.accounts[b].username for b in account.blocked)),
+                    events_seq=self.events_seq,
+                ),
+            )
+        )
+        if len(peers) == 1:
+            self._publish_presence(account, True, out)
+
+    def _end_session(self, session: _Session, out: Outcome) -> None:
+        del self.sessions[session.peer]
+        peers = self.online.get(session.user_id, set())
+        peers.discard(session.peer)
+        if not peers:
+            self.online.pop(session.user_id, None)
+            self._publish_presence(self.accounts[session.user_id], False, out)
+
+    def _publish_presence(self, account: _Account, online: bool, out: Outcome) -> None:
+        self._publish(
+            p.PresenceChanged(seq=self.events_seq + 1, username=account.username, online=online),
+            out,
+        )
+
+    def _publish(self, event: p.ServerEvent, out: Outcome) -> None:
+        """Announce a server-wide event (its seq must be the next one)."""
+        self.events_seq = event.seq
+        self.recent_events.append(event)
+        out.publications.append(event)
+
+    def _events(self, peer: bytes, req: p.Events, now: float, out: Outcome) -> None:
+        self._session(peer)
+        oldest = self.recent_events[0].seq if self.recent_events else self.events_seq + 1
+        events = tuple(e for e in self.recent_events if e.seq > req.after)
+        page = p.EventPage(rid=req.rid, events=events, complete=req.after >= oldest - 1)
+        out.replies.append((peer, page))
+
+    def _logout(self, peer: bytes, req: p.Logout, now: float, out: Outcome) -> None:
+        session = self._session(peer)
+        self._acknowledge(self.accounts[session.user_id], req.inbox_seen)
+        self.store.drop_session(session.token_hash)
+        self._end_session(session, out)
+        out.replies.append((peer, p.Done(rid=req.rid)))
+
+    def _ping(self, peer: bytes, req: p.Ping, now: float, out: Outcome) -> None:
+        account = self.accounts[self._session(peer).user_id]
+        self._acknowledge(account, req.inbox_seen)
+        out.replies.append(
+            (
+                peer,
+                p.Pong(
+                    rid=req.rid,
+                    inbox_head=account.inbox_head,
+                    rooms=self._room_marks(account),
+                    events_seq=self.events_seq,
+                ),
+            )
+        )
+
+    def _acknowledge(self, account: _Account, inbox_seen: int) -> None:
+        """A client of the account has received its inbox up to ``inbox_seen``."""
+        seen = min(inbox_seen, account.inbox_head)
+        if seen > account.inbox_acked:
+            self.store.set_inbox_acked(account.id, seen)
+            account.inbox_acked = seen
+
+    # --- users
+
+    def _user(self, account: _Account) -> User:
+        return User(
+            id=account.id,
+            username=account.username,
+            first_name=account.first_name,
+            last_name=account.last_name,
+            online=account.id in self.online,
+        )
+
+    def _list_users(self, peer: bytes, req: p.ListUsers, now: float, out: Outcome) -> None:
+        self._session(peer)
+        accounts = sorted(self.accounts.values(), key=lambda a: a.key)
+        out.replies.append((peer, p.UserList(rid=req.rid, users=tuple(map(self._user, accounts)))))
+
+    def _rename(self, peer: bytes, req: p.Rename, now: float, out: Outcome) -> None:
+        account = self.accounts[self._session(peer).user_id]
+        v.require(username=req.username)
+        username = v.check_username(req.username)
+        key = v.name_key(username)
+        owner = self.account_by_key.get(key)
+        if owner is not None and owner != account.id:
+            raise ChatError("username_taken", f"the username {username!r} is taken")
+        self.store.rename_user(account.id, username, key)
+        old = account.username
+        del self.account_by_key[account.key]
+        account.username, account.key = username, key
+        self.account_by_key[key] = account.id
+        self._publish(p.Renamed(seq=self.events_seq + 1, old=old, new=username), out)
+        out.replies.append((peer, p.Done(rid=req.rid)))
+
+    def _block(self, peer: bytes, req: p.Block, now: float, out: Outcome) -> None:
+        account = self.accounts[self._session(peer).user_id]
+        other = self._account_named(req.username)
+        if other.id == account.id:
+            raise ChatError("invalid", "you cannot block yourself")
+        self.store.add_block(account.id, other.id, now)
+        account.blocked.add(other.id)
+        out.replies.append((peer, p.Done(rid=req.rid)))
+
+    def _unblock(self, peer: bytes, req: p.Unblock, now: float, out: Outcome) -> None:
+        account = self.accounts[self._session(peer).user_id]
+        other = self._account_named(req.username)
+        self.store.remove_block(account.id, other.id)
+        account.blocked.discard(other.id)
+        out.replies.append((peer, p.Done(rid=req.rid)))
+
+    def _list_blocked(self, peer: bytes, req: p.ListBlocked, now: float, out: Outcome) -> None:
+        account = self.accounts[self._session(peer).user_id]
+        names = sorted((self.accounts[b].username for b in account.blocked), key=v.name_key)
+        out.replies.append((peer, p.NameList(rid=req.rid, names=tuple(names))))
+
+    # --- messages
+
+    def _message(self, row: MessageRow) -> Message:
+        room = self.rooms.get(row.conversation_id)
+        return Message(
+            id=row.id,
+            seq=row.inbox_seq if row.inbox_seq is not None else row.seq,
+            sender=self.accounts[row.sender_id].username,
+            recipient=(
+                self.accounts[row.recipient_id].username if row.recipient_id is not None else None
+            ),
+            room=room.name if room else None,
+            body=row.body,
+            sent_at=row.sent_at,
+            client_id=row.client_id,
+        )
+
+    def _duplicate(self, sender_id: int, client_id: str) -> MessageRow | None:
+        if not client_id or len(client_id) > MAX_CLIENT_ID:
+            raise ChatError("invalid", f"a client message id has 1 to {MAX_CLIENT_ID} characters")
+        return self.store.message_by_client_id(sender_id, client_id)
+
+    def _send_direct(self, peer: bytes, req: p.SendDirect, now: float, out: Outcome) -> None:
+        sender = self.accounts[self._session(peer).user_id]
+        recipient = self._account_named(req.to)
+        v.check_body(req.body)
+        original = self._duplicate(sender.id, req.client_id)
+        if original is not None:
+            out.replies.append((peer, p.Sent(rid=req.rid, message=self._message(original))))
+            return
+        if sender.id in recipient.blocked:
+            raise ChatError("blocked", f"{recipient.username} does not accept your messages")
+        pair = (min(sender.id, recipient.id), max(sender.id, recipient.id))
+        conversation_id = self.dialogs.get(pair)
+        if conversation_id is None:
+            conversation_id = self.store.add_dialog(*pair, now)
+            self.dialogs[pair] = conversation_id
+            self.dialog_seq[conversation_id] = 0
+        seq, inbox_seq = self.dialog_seq[conversation_id] + 1, recipient.inbox_head + 1
+        message_id = self.store.add_message(
+            conversation_id=conversation_id,
+            seq=seq,
+            sender_id=sender.id,
+            recipient_id=recipient.id,
+            inbox_seq=inbox_seq,
+            body=req.body,
+            sent_at=now,
+            client_id=req.client_id,
+        )
+        self.dialog_seq[conversation_id] = seq
+        recipient.inbox_head = inbox_seq
+        message = Message(
+            id=message_id,
+            seq=inbox_seq,
+            sender=sender.username,
+            recipient=recipient.username,
+            room=None,
+            body=req.body,
+            sent_at=now,
+            client_id=req.client_id,
+        )
+        out.replies.append((peer, p.Sent(rid=req.rid, message=message)))
+        delivery = p.Delivery(message=message)
+        for target in self.online.get(recipient.id, set()) | self.online.get(sender.id, set()):
+            if target != peer:
+                out.replies.append((target, delivery))
+
+    def _send_room(self, peer: bytes, req: p.SendRoom, now: float, out: Outcome) -> None:
+        sender = self.accounts[self._session(peer).user_id]
+        room = self._room_named(req.room)
+        if sender.id not in room.members:
+            raise ChatError("not_member", f"join {room.name} first")
+        v.check_body(req.body)
+        original = self._duplicate(sender.id, req.client_id)
+        if original is not None:
+            out.replies.append((peer, p.Sent(rid=req.rid, message=self._message(original))))
+            return
+        seq = room.last_seq + 1
+        message_id = self.store.add_message(
+            conversation_id=room.id,
+            seq=seq,
+            sender_id=sender.id,
+            recipient_id=None,
+            inbox_seq=None,
+            body=req.body,
+            sent_at=now,
+            client_id=req.client_id,
+        )
+        room.last_seq = seq
+        message = Message(
+            id=message_id,
+            seq=seq,
+            sender=sender.username,
+            recipient=None,
+            room=room.name,
+            body=req.body,
+            sent_at=now,
+            client_id=req.client_id,
+        )
+        out.replies.append((peer, p.Sent(rid=req.rid, message=message)))
+        out.publications.append(p.RoomPost(message=message))
+
+    def _check_limit(self, limit: int) -> int:
+        if not 1 <= limit <= MAX_PAGE:
+            raise ChatError("invalid", f"a page holds 1 to {MAX_PAGE} messages")
+        return limit
+
+    def _before_seq(self, conversation_id: int | None, before: int | None) -> int | None:
+        if before is None:
+            return None
+        row = self.store.message(before)
+        if row is None or row.conversation_id != conversation_id:
+            raise ChatError("invalid", "'before' must be the id of a message of this conversation")
+        return row.seq
+
+    def _history(self, peer: bytes, req: p.History, now: float, out: Outcome) -> None:
+        me = self.accounts[self._session(peer).user_id]
+        other = self._account_named(req.peer)
+        limit = self._check_limit(req.limit)
+        conversation_id = self.dialogs.get((min(me.id, other.id), max(me.id, other.id)))
+        before = self._before_seq(conversation_id, req.before)
+        rows: list[MessageRow] = []
+        if conversation_id is not None:
+            rows = self.store.page(conversation_id, limit=limit, before_seq=before)
+        out.replies.append(
+            (peer, p.MessagePage(rid=req.rid, messages=tuple(map(self._message, rows))))
+        )
+
+    def _room_history(self, peer: bytes, req: p.RoomHistory, now: float, out: Outcome) -> None:
+        self._session(peer)
+        room = self._room_named(req.room)
+        limit = self._check_limit(req.limit)
+        rows = self.store.page(
+            room.id,
+            limit=limit,
+            before_seq=self._before_seq(room.id, req.before),
+            after_seq=req.after_seq,
+        )
+        out.replies.append(
+            (peer, p.MessagePage(rid=req.rid, messages=tuple(map(self._message, rows))))
+        )
+
+    def _inbox(self, peer: bytes, req: p.Inbox, now: float, out: Outcome) -> None:
+        me = self.accounts[self._session(peer).user_id]
+        rows = self.store.inbox(me.id, after=req.after, limit=self._check_limit(req.limit))
+        out.replies.append(
+            (peer, p.MessagePage(rid=req.rid, messages=tuple(map(self._message, rows))))
+        )
+
+    # --- rooms
+
+    def _room(self, room: _Room, viewer: _Account) -> Room:
+        return Room(
+            name=room.name,
+            created_by=self.accounts[room.created_by].username,
+            members=len(room.members),
+            joined=viewer.id in room.members,
+            last_seq=room.last_seq,
+        )
+
+    def _room_marks(self, account: _Account) -> tuple[p.RoomMark, ...]:
+        rooms = (self.rooms[room_id] for room_id in sorted(account.rooms))
+        return tuple(p.RoomMark(room=room.name, seq=room.last_seq) for room in rooms)
+
+    def _create_room(self, peer: bytes, req: p.CreateRoom, now: float, out: Outcome) -> None:
+        creator = self.accounts[self._session(peer).user_id]
+        v.require(room=req.room)
+        name = v.check_room_name(req.room)
+        key = v.name_key(name)
+        if key in self.room_by_key:
+            raise ChatError("room_exists", f"a room called {name!r} exists already")
+        room_id = self.store.add_room(name, key, creator.id, now)
+        self.store.add_member(room_id, creator.id, now)
+        room = _Room(id=room_id, name=name, key=key, created_by=creator.id, last_seq=0)
+        room.members.add(creator.id)
+        creator.rooms.add(room_id)
+        self.rooms[room_id] = room
+        self.room_by_key[key] = room_id
+        self._publish(
+            p.RoomCreated(seq=self.events_seq + 1, room=name, created_by=creator.username), out
+        )
+        out.replies.append((peer, p.RoomReply(rid=req.rid, room=self._room(room, creator))))
+
+    def _list_rooms(self, peer: bytes, req: p.ListRooms, now: float, out: Outcome) -> None:
+        me = self.accounts[self._session(peer).user_id]
+        rooms = sorted(self.rooms.values(), key=lambda r: r.key)
+        out.replies.append(
+            (peer, p.RoomList(rid=req.rid, rooms=tuple(self._room(r, me) for r in rooms)))
+        )
+
+    def _join(self, peer: bytes, req: p.Join, now: float, out: Outcome) -> None:
+        me = self.accounts[self._session(peer).user_id]
+        room = self._room_named(req.room)
+        if me.id not in room.members:
+            self.store.add_member(room.id, me.id, now)
+            room.members.add(me.id)
+            me.rooms.add(room.id)
+        out.replies.append((peer, p.RoomReply(rid=req.rid, room=self._room(room, me))))
+
+    def _leave(self, peer: bytes, req: p.Leave, now: float, out: Outcome) -> None:
+        me = self.accounts[self._session(peer).user_id]
+        room = self._room_named(req.room)
+        if me.id in room.members:
+            self.store.remove_member(room.id, me.id)
+            room.members.discard(me.id)
+            me.rooms.discard(room.id)
+        out.replies.append((peer, p.Done(rid=req.rid)))
+
+    def _invite(self, peer: bytes, req: p.Invite, now: float, out: Outcome) -> None:
+        me = self.accounts[self._session(peer).user_id]
+        room = self._room_named(req.room)
+        guest = self._account_named(req.username)
+        if me.id not in room.members:
+            raise ChatError("not_member", f"join {room.name} before inviting to it")
+        out.replies.append((peer, p.Done(rid=req.rid)))
+        if me.id in guest.blocked:
+            return  # the guest does not hear from us; we are not told so
+        invited = p.Invited(room=room.name, sender=me.username)
+        for target in self.online.get(guest.id, set()):
+            out.replies.append((target, invited))

@@ -1,0 +1,268 @@
+"""A client's connection to the server: one background thread that owns the sockets.
+
+ZeroMQ sockets must stay on one thread, and a client must keep its heartbeat
+going while the application sits in a Tk main loop or awaits something else.
+So every client runs a :class:`Link`: a thread that owns the DEALER (requests,
+replies, direct messages) and SUB (room channels, presence) sockets, carries
+out what :class:`~libimchat.core.ClientCore` decides, sends heartbeats, and
+reconnects with backoff when the server falls silent. Callers hand it requests
+from any thread and get a :class:`concurrent.futures.Future`; the sync Client
+waits on it, the AsyncClient awaits it. Keeping asyncio out of the socket code
+also sidesteps cancelled-recv message loss and the Windows proactor loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import socket
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from urllib.parse import urlsplit
+
+import zmq
+
+from . import protocol as p
+from .core import (
+    Action,
+    ClientCore,
+    ConnectSubscriber,
+    Emit,
+    Resolve,
+    Subscribe,
+    Transmit,
+    Unsubscribe,
+)
+from .errors import ChatError, ProtocolError
+from .models import Event
+
+log = logging.getLogger(__name__)
+
+MAX_FRAME = 1 << 20
+_DRAIN = 500
+
+
+def parse_url(url: str) -> tuple[str, int]:
+    """``tcp://host:port`` -> (host, port); ``ChatError("invalid")`` otherwise."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme != "tcp" or not parts.hostname or not port:
+        raise ChatError("invalid", f"a server URL looks like tcp://host:port, not {url!r}")
+    return parts.hostname, port
+
+
+class Link:
+    """The I/O thread of one client.
+
+    Args:
+        url: the server's ``tcp://host:port``.
+        emit: called on the link's thread with each event for the application.
+        heartbeat_interval: seconds between heartbeats; ``None`` takes the server's.
+        heartbeat_liveness: heartbeats missed before the server is thought gone.
+        reconnect_max: the longest wait between reconnection attempts (seconds).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        emit: Callable[[Event], None],
+        heartbeat_interval: float | None = None,
+        heartbeat_liveness: int | None = None,
+        reconnect_max: float = 32.0,
+        agent: str = "libimchat",
+    ) -> None:
+        self.host, self.port = parse_url(url)
+        self.core = ClientCore(agent)
+        self._emit = emit
+        self._interval = heartbeat_interval
+        self._liveness = heartbeat_liveness
+        self._reconnect_max = reconnect_max
+        self._commands: queue.SimpleQueue[tuple[str, object, Future[p.Reply] | None]] = (
+            queue.SimpleQueue()
+        )
+        self._wake_reader, self._wake_writer = socket.socketpair()
+        self._wake_reader.setblocking(False)
+        self._futures: dict[int, Future[p.Reply]] = {}
+        self._topics: set[bytes] = set()
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name="libimchat-link", daemon=True)
+        self._ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
+        self._dealer: zmq.Socket[bytes] | None = None
+        self._sub: zmq.Socket[bytes] | None = None
+        self._heard = self._sent = 0.0
+
+    # --- called from any thread
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def request(self, request: p.Request) -> Future[p.Reply]:
+        """Send a request; the future gets the server's reply (a Failure too)."""
+        future: Future[p.Reply] = Future()
+        if self._closing:
+            future.set_exception(ChatError("closed", "the client is closed"))
+            return future
+        self._command("request", request, future)
+        return future
+
+    def forget(self, future: Future[p.Reply]) -> None:
+        """Stop waiting for a request's reply."""
+        self._command("forget", None, future)
+
+    def close(self, timeout: float = 5.0) -> None:
+        if self._thread.is_alive():
+            self._command("close", None, None)
+            self._thread.join(timeout)
+        self._closing = True
+        self._wake_reader.close()
+        self._wake_writer.close()
+
+    def _command(self, name: str, arg: object, future: Future[p.Reply] | None) -> None:
+        self._commands.put((name, arg, future))
+        # a full buffer holds wake-ups enough; a closed one means we are closing
+        with contextlib.suppress(BlockingIOError, OSError):
+            self._wake_writer.send(b"\0")
+
+    # --- the link's thread
+
+    def _run(self) -> None:
+        try:
+            self._loop()
+        except Exception:
+            log.exception("the client's connection thread failed")
+        finally:
+            self._closing = True
+            for future in self._futures.values():
+                if not future.done():
+                    future.set_exception(ChatError("closed", "the client is closed"))
+            for sock in (self._dealer, self._sub):
+                if sock is not None:
+                    sock.close(linger=0)
+
+    def _loop(self) -> None:
+        backoff, retry_at = 1.0, 0.0
+        while not self._closing:
+            now = time.monotonic()
+            interval = self._interval or self.core.heartbeat_interval or 1.0
+            liveness = self._liveness or self.core.heartbeat_liveness or 3
+            if self._dealer is None and now >= retry_at:
+                self._open_dealer()
+            elif self._dealer is not None and now - self._heard > interval * liveness:
+                self._dealer.close(linger=0)
+                self._dealer = None
+                retry_at, backoff = now + backoff, min(backoff * 2, self._reconnect_max)
+                self._do(self.core.connection_lost())
+                continue
+            elif self._dealer is not None and now - self._sent >= interval:
+                self._do(self.core.heartbeat())
+            poller = zmq.Poller()
+            poller.register(self._wake_reader, zmq.POLLIN)
+            for sock in (self._dealer, self._sub):
+                if sock is not None:
+                    poller.register(sock, zmq.POLLIN)
+            wait = interval / 2 if self._dealer else min(interval / 2, max(retry_at - now, 0.01))
+            ready = dict(poller.poll(int(wait * 1000)))
+            if self._wake_reader.fileno() in ready:
+                self._drain_wakeups()
+            dealer = self._dealer
+            if dealer is not None and dealer in ready and self._drain(dealer, self.core.received):
+                self._heard, backoff = time.monotonic(), 1.0
+            if self._sub is not None and self._sub in ready:
+                self._drain(self._sub, self.core.published)
+
+    def _open_dealer(self) -> None:
+        self._dealer = self._ctx.socket(zmq.DEALER)
+        self._dealer.setsockopt(zmq.LINGER, 0)
+        self._dealer.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME)
+        self._dealer.connect(f"tcp://{self.host}:{self.port}")
+        self._heard = self._sent = time.monotonic()
+        self._do(self.core.connection_made())
+
+    def _drain_wakeups(self) -> None:
+        try:
+            while self._wake_reader.recv(4096):
+                pass
+        except (BlockingIOError, OSError):
+            pass
+        while True:
+            try:
+                name, arg, future = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            if name == "close":
+                self._closing = True
+            elif name == "request" and future is not None:
+                if not future.set_running_or_notify_cancel():
+                    continue
+                rid, actions = self.core.request(arg)  # type: ignore[arg-type]
+                self._futures[rid] = future
+                self._do(actions)
+            elif name == "forget":
+                for rid, waiting in list(self._futures.items()):
+                    if waiting is future:
+                        del self._futures[rid]
+                        self.core.forget(rid)
+
+    def _drain(
+        self, sock: zmq.Socket[bytes], handle: Callable[[list[bytes]], list[Action]]
+    ) -> bool:
+        got = False
+        for _ in range(_DRAIN):
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            got = True
+            try:
+                self._do(handle(frames))
+            except ProtocolError as exc:
+                log.warning("ignoring a malformed frame from the server: %s", exc)
+        return got
+
+    def _do(self, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, Transmit):
+                self._transmit(action.request)
+            elif isinstance(action, Resolve):
+                future = self._futures.pop(action.rid, None)
+                if future is not None and not future.done():
+                    future.set_result(action.reply)
+            elif isinstance(action, Emit):
+                self._emit(action.event)
+            elif isinstance(action, Subscribe):
+                self._topics.add(action.topic)
+                if self._sub is not None:
+                    self._sub.setsockopt(zmq.SUBSCRIBE, action.topic)
+            elif isinstance(action, Unsubscribe):
+                if action.topic in self._topics:
+                    self._topics.discard(action.topic)
+                    if self._sub is not None:
+                        self._sub.setsockopt(zmq.UNSUBSCRIBE, action.topic)
+            elif isinstance(action, ConnectSubscriber):
+                self._connect_subscriber(action.port)
+
+    def _transmit(self, request: p.Request) -> None:
+        if self._dealer is None:
+            return  # still pending in the core; resent after reconnecting
+        try:
+            self._dealer.send_multipart(p.encode(request), zmq.NOBLOCK)
+            self._sent = time.monotonic()
+        except zmq.Again:
+            log.debug("send queue full; %s will be resent", type(request).__name__)
+
+    def _connect_subscriber(self, port: int) -> None:
+        if self._sub is not None:
+            self._sub.close(linger=0)
+        self._sub = self._ctx.socket(zmq.SUB)
+        self._sub.setsockopt(zmq.LINGER, 0)
+        self._sub.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME)
+        for topic in self._topics:
+            self._sub.setsockopt(zmq.SUBSCRIBE, topic)
+        self._sub.connect(f"tcp://{self.host}:{port}")

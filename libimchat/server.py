@@ -1,0 +1,219 @@
+"""The server's runner: owns the ROUTER and PUB sockets and feeds the directory.
+
+Each turn of the loop drains up to a batch of requests from the ROUTER socket,
+hands them to :class:`~libimchat.directory.Directory` (which commits them in
+one transaction), then sends the replies and publishes the events it returns.
+Sends never block: a peer that has gone or stopped reading loses that message
+(ROUTER_MANDATORY makes that an error we count instead of a silent drop) and
+catches up from the store, as every client does, by sequence number.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+
+import platformdirs
+import zmq
+
+from . import protocol as p
+from .directory import Directory, Outcome
+from .passwords import Passwords
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+BATCH = 512
+MAX_FRAME = 1 << 20
+DATABASE = "imchat.db"
+
+
+def default_data_dir() -> Path:
+    """Where ``imchat serve`` keeps its database unless told otherwise."""
+    return Path(platformdirs.user_data_dir("libimchat", appauthor=False))
+
+
+class Server:
+    """A libimchat chat server.
+
+    Args:
+        data_dir: the folder of the database (created if missing); ``None``
+            for the per-user default (:func:`default_data_dir`).
+        host: the interface to listen on.
+        port: the request (ROUTER) port; 0 picks a free one.
+        pub_port: the publication (PUB) port; 0 picks a free one when ``port``
+            is 0, else it is ``port + 1``.
+        heartbeat_interval: seconds between client heartbeats, told to clients.
+        heartbeat_liveness: heartbeats a session may miss before it ends.
+        password_profile: the Argon2id cost (see :mod:`libimchat.passwords`).
+
+    Use it as a context manager (``with Server(...) as server``), with
+    :meth:`start`/:meth:`stop` (a background thread), or with
+    :meth:`serve_forever` (this thread).
+    """
+
+    def __init__(
+        self,
+        data_dir: str | Path | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        pub_port: int | None = None,
+        heartbeat_interval: float = 1.0,
+        heartbeat_liveness: int = 3,
+        password_profile: str = "owasp",
+    ) -> None:
+        self.data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
+        self.host = host
+        self.heartbeat_interval = heartbeat_interval
+        self.heartbeat_liveness = heartbeat_liveness
+        self._requested = (port, pub_port if pub_port is not None else (port + 1 if port else 0))
+        self._passwords = Passwords(password_profile)
+        self._ctx: zmq.Context[zmq.Socket[bytes]] | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self.port = 0
+        self.pub_port = 0
+
+    @property
+    def url(self) -> str:
+        """What a client needs to connect: ``tcp://host:port``."""
+        if not self.port:
+            raise RuntimeError("the server is not listening yet; call start()")
+        return f"tcp://{self.host}:{self.port}"
+
+    # --- life cycle
+
+    def start(self) -> Server:
+        """Bind the sockets and serve on a background thread; returns once listening."""
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                self._serve(ready)
+            except BaseException as exc:
+                failure.append(exc)
+                ready.set()
+                raise
+
+        self._stopping.clear()
+        self._thread = threading.Thread(target=run, name="libimchat-server", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if failure:
+            raise failure[0]
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop serving and close the database; safe to call twice."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def serve_forever(self) -> None:
+        """Serve until :meth:`stop` is called from another thread, or Ctrl-C.
+
+        Starts the server first if :meth:`start` was not called.
+        """
+        if self._thread is None:
+            self.start()
+        try:
+            while self._thread is not None and self._thread.is_alive():
+                self._thread.join(0.5)  # wake up now and then, so that Ctrl-C is seen
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.stop()
+
+    def __enter__(self) -> Server:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # --- the loop
+
+    def _serve(self, ready: threading.Event) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        store = Store(self.data_dir / DATABASE)
+        ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        router = ctx.socket(zmq.ROUTER)
+        publisher = ctx.socket(zmq.PUB)
+        try:
+            for sock in (router, publisher):
+                sock.setsockopt(zmq.LINGER, 0)
+                sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME)
+            router.setsockopt(zmq.ROUTER_MANDATORY, 1)
+            self.port = self._bind(router, self._requested[0])
+            self.pub_port = self._bind(publisher, self._requested[1])
+            directory = Directory(
+                store,
+                self._passwords,
+                welcome=p.Welcome(
+                    rid=0,
+                    version=p.PROTOCOL_VERSION,
+                    pub_port=self.pub_port,
+                    heartbeat_interval=self.heartbeat_interval,
+                    heartbeat_liveness=self.heartbeat_liveness,
+                ),
+                liveness=self.heartbeat_interval * self.heartbeat_liveness,
+            )
+            log.info("serving on %s (publishing on port %d)", self.url, self.pub_port)
+            ready.set()
+            self._loop(directory, router, publisher)
+        finally:
+            router.close(linger=0)
+            publisher.close(linger=0)
+            ctx.term()
+            store.close()
+
+    def _bind(self, sock: zmq.Socket[bytes], port: int) -> int:
+        sock.bind(f"tcp://{self.host}:{port or '*'}")
+        endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        return int(endpoint.rsplit(":", 1)[1])
+
+    def _loop(
+        self, directory: Directory, router: zmq.Socket[bytes], publisher: zmq.Socket[bytes]
+    ) -> None:
+        poller = zmq.Poller()
+        poller.register(router, zmq.POLLIN)
+        next_expiry = time.monotonic() + self.heartbeat_interval
+        while not self._stopping.is_set():
+            if poller.poll(100):
+                batch = []
+                for _ in range(BATCH):
+                    try:
+                        frames = router.recv_multipart(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    if len(frames) >= 2:
+                        batch.append((frames[0], frames[1:]))
+                if batch:
+                    self._send(directory.handle_batch(batch, time.time()), router, publisher)
+            if time.monotonic() >= next_expiry:
+                self._send(directory.expire(time.time()), router, publisher)
+                next_expiry = time.monotonic() + self.heartbeat_interval
+
+    def _send(
+        self, outcome: Outcome, router: zmq.Socket[bytes], publisher: zmq.Socket[bytes]
+    ) -> None:
+        for peer, msg in outcome.replies:
+            try:
+                router.send_multipart([peer, *p.encode(msg)], zmq.NOBLOCK)
+            except zmq.ZMQError as exc:  # gone (EHOSTUNREACH) or not reading (EAGAIN)
+                log.debug("dropped %s to a peer: %s", type(msg).__name__, exc)
+        for publication in outcome.publications:
+            try:
+                publisher.send_multipart(p.publication(publication), zmq.NOBLOCK)
+            except zmq.Again:
+                log.debug("dropped a publication")

@@ -1,0 +1,54 @@
+"""Helpers shared by the tests: valid sign-ups and waiting for events with a deadline."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from libimchat import Client, Event, Server
+
+# quick heartbeats so that a vanished client goes offline within a second
+HEARTBEAT = 0.2
+LIVENESS = 3
+_names = itertools.count(1)
+
+
+def start_server(data_dir: Path, port: int = 0) -> Server:
+    return Server(
+        data_dir,
+        port=port,
+        heartbeat_interval=HEARTBEAT,
+        heartbeat_liveness=LIVENESS,
+        password_profile="fast",
+    ).start()
+
+
+def signup(client: Client, username: str | None = None, password: str = "pw") -> str:
+    """Sign up a user with valid details; returns the username."""
+    username = username or f"user{next(_names)}"
+    client.signup(username, password, first_name="First", last_name="Last", phone="0633217608")
+    return username
+
+
+def wait_for(client: Client, match: Callable[[Event], bool], timeout: float = 5.0) -> Event:
+    """The first event that matches, skipping others; fails the test after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    seen = []
+    while (left := deadline - time.monotonic()) > 0:
+        event = client.next_event(timeout=left)
+        if event is None:
+            break
+        if match(event):
+            return event
+        seen.append(event)
+    raise AssertionError(f"no matching event within {timeout} s; saw {seen}")
+
+
+def drain(client: Client, quiet: float = 0.3) -> list[Event]:
+    """Every event until none has come for ``quiet`` seconds."""
+    events = []
+    while (event := client.next_event(timeout=quiet)) is not None:
+        events.append(event)
+    return events
