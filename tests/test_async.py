@@ -1,0 +1,78 @@
+"""AsyncClient: the same behaviour as Client, awaited."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from libimchat import AsyncClient, ChatError, Event, Server
+
+
+async def _user(url: str, username: str) -> AsyncClient:
+    client = AsyncClient(url, timeout=5)
+    await client.signup(username, "pw", first_name="F", last_name="L", phone="0633217608")
+    await client.login(username, "pw")
+    return client
+
+
+async def _next(client: AsyncClient, kind: str) -> Event:
+    async def first() -> Event:
+        async for event in client.events():
+            if event.kind == kind:
+                return event
+        raise AssertionError("the event stream ended")
+
+    return await asyncio.wait_for(first(), 5)
+
+
+def test_async_direct_and_room_messages(server: Server) -> None:
+    async def scenario() -> None:
+        ali = await _user(server.url, "ali")
+        sam = await _user(server.url, "sam")
+        async with ali, sam:
+            sent = await ali.send("sam", "hi from asyncio")
+            assert (await _next(sam, "message")).message == sent
+            await ali.create_room("Room1")
+            await sam.join("Room1")
+            posted = await sam.send_room("Room1", "room hi")
+            assert (await _next(ali, "room_message")).message == posted
+            assert await ali.history("sam") == [sent]
+            assert await ali.room_history("Room1") == [posted]
+            assert {u.username for u in await ali.users()} == {"ali", "sam"}
+            with pytest.raises(ChatError) as caught:
+                await ali.send("nobody", "hello?")
+            assert caught.value.code == "no_such_user"
+
+    asyncio.run(scenario())
+
+
+def test_async_callbacks_get_events_of_their_kind(server: Server) -> None:
+    async def scenario() -> None:
+        ali = await _user(server.url, "ali")
+        sam = await _user(server.url, "sam")
+        got: asyncio.Queue[Event] = asyncio.Queue()
+
+        async def on_message(event: Event) -> None:
+            await got.put(event)
+
+        async with ali, sam:
+            sam.on("message", on_message)
+            sent = await ali.send("sam", "via a callback")
+            event = await asyncio.wait_for(got.get(), 5)
+            assert event.message == sent
+            # a kind with callbacks does not also reach the event stream
+            leftover = await sam.next_event(timeout=0.3)
+            assert leftover is None or leftover.kind != "message"
+
+    asyncio.run(scenario())
+
+
+def test_async_timeout_when_no_server_answers() -> None:
+    async def scenario() -> None:
+        async with AsyncClient("tcp://127.0.0.1:9", timeout=0.5) as client:
+            with pytest.raises(ChatError) as caught:
+                await client.users()
+            assert caught.value.code == "timeout"
+
+    asyncio.run(scenario())

@@ -1,0 +1,84 @@
+"""The public surface: names, errors, the server's entry points."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import libimchat
+from libimchat import ChatError, Client, Server
+from libimchat.errors import CODES
+from tests.helpers import signup
+
+
+def test_all_is_sorted_and_importable() -> None:
+    assert libimchat.__all__ == sorted(libimchat.__all__)
+    for name in libimchat.__all__:
+        assert getattr(libimchat, name) is not None
+
+
+def test_every_error_code_the_server_can_send_is_documented() -> None:
+    source = "".join(path.read_text() for path in Path(libimchat.__file__).parent.glob("*.py"))
+    used = set(re.findall(r'ChatError\(\s*"([a-z_]+)"', source))
+    assert used <= set(CODES), used - set(CODES)
+
+
+@pytest.mark.parametrize("url", ["", "http://x:1", "tcp://host", "tcp://:5555", "tcp://h:port"])
+def test_a_malformed_url_is_a_clear_error(url: str) -> None:
+    with pytest.raises(ChatError) as caught:
+        Client(url)
+    assert caught.value.code == "invalid"
+
+
+def test_a_call_without_a_server_times_out_with_a_chat_error() -> None:
+    with Client("tcp://127.0.0.1:9", timeout=0.3) as client, pytest.raises(ChatError) as caught:
+        client.login("ali", "pw")
+    assert caught.value.code == "timeout"
+
+
+def test_serve_forever_runs_until_stopped(tmp_path: Path) -> None:
+    server = Server(tmp_path, password_profile="fast")
+    thread = threading.Thread(target=server.serve_forever)
+    thread.start()
+    try:
+        with Client(_wait_for_url(server), timeout=5) as client:
+            signup(client, "ali")
+            assert client.login("ali", "pw").username == "ali"
+    finally:
+        server.stop()
+        thread.join(5)
+    assert not thread.is_alive()
+
+
+def _wait_for_url(server: Server) -> str:
+    deadline = time.monotonic() + 5
+    while not server.port and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return server.url
+
+
+def test_imchat_serve_prints_its_url_and_serves(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "libimchat", "serve", "--data-dir", str(tmp_path), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.startswith("libimchat server at tcp://127.0.0.1:")
+        url = line.split()[3]
+        with Client(url, timeout=5) as client:
+            signup(client, "ali")
+            assert client.login("ali", "pw").online
+        assert (tmp_path / "imchat.db").exists()
+    finally:
+        process.terminate()
+        assert process.wait(10) == 0
