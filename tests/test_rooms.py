@@ -111,3 +111,14 @@ def test_inviting_needs_membership(user) -> None:
     with pytest.raises(ChatError) as caught:
         bob.invite("Room1", "sam")
     assert caught.value.code == "not_member"
+
+
+def test_a_member_who_just_joined_misses_nothing_of_a_burst(user) -> None:
+    ali = user("ali")
+    sam = user("sam")
+    ali.create_room("Room1")
+    sam.join("Room1")  # the SUB subscription may not have reached the server yet
+    sent = [ali.send_room("Room1", f"burst {i}") for i in range(50)]
+    got = [wait_for(sam, lambda e: e.kind == "room_message").message for _ in sent]
+    assert got == sent
+    assert [e for e in drain(sam) if e.kind == "room_message"] == []

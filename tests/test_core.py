@@ -1,0 +1,147 @@
+"""The client's sans-IO core: ordering, gap filling, resume — frames in, actions out."""
+
+from __future__ import annotations
+
+from libimchat import protocol as p
+from libimchat.core import ClientCore, Emit, Resolve, Subscribe, Transmit
+from libimchat.models import Message, User
+
+ALI = User(id=1, username="ali", first_name="A", last_name="L", online=True)
+
+
+def message(seq: int, *, room: str | None = "Room1", sender: str = "sam") -> Message:
+    return Message(
+        id=100 + seq,
+        seq=seq,
+        sender=sender,
+        recipient=None if room else "ali",
+        room=room,
+        body=f"m{seq}",
+        sent_at=0.0,
+        client_id=f"c{seq}",
+    )
+
+
+def logged_in(core: ClientCore, *, rooms: dict[str, int] | None = None, inbox: int = 0) -> list:
+    """Log the core in as ali, with these rooms at these sequence numbers."""
+    rid, _ = core.request(p.Login(rid=0, username="ali", password="pw"))
+    reply = p.SessionStarted(
+        rid=rid,
+        user=ALI,
+        token="tok",
+        inbox_acked=inbox,
+        inbox_head=inbox,
+        rooms=tuple(p.RoomMark(room=r, seq=s) for r, s in (rooms or {}).items()),
+        blocked=(),
+        events_seq=0,
+    )
+    return core.received(p.encode(reply))
+
+
+def emitted(actions: list) -> list:
+    return [a.event for a in actions if isinstance(a, Emit)]
+
+
+def sent(actions: list) -> list:
+    return [a.request for a in actions if isinstance(a, Transmit)]
+
+
+def post(seq: int) -> list[bytes]:
+    return p.publication(p.RoomPost(message=message(seq)))
+
+
+def test_login_subscribes_to_server_events_and_rooms() -> None:
+    actions = logged_in(ClientCore(), rooms={"Room1": 3})
+    topics = [a.topic for a in actions if isinstance(a, Subscribe)]
+    assert topics == [p.GLOBAL_TOPIC, p.room_topic("Room1")]
+    assert any(isinstance(a, Resolve) for a in actions)
+
+
+def test_room_messages_out_of_order_are_held_back_and_the_gap_fetched() -> None:
+    core = ClientCore()
+    logged_in(core, rooms={"Room1": 0})
+    assert [e.message.seq for e in emitted(core.published(post(1)))] == [1]
+    early = core.published(post(3))
+    assert emitted(early) == []
+    (fetch,) = sent(early)
+    assert isinstance(fetch, p.RoomHistory) and (fetch.room, fetch.after_seq) == ("Room1", 1)
+    assert sent(core.published(post(4))) == []  # one fetch at a time
+    page = p.MessagePage(rid=fetch.rid, messages=(message(2), message(3)))
+    got = emitted(core.received(p.encode(page)))
+    assert [e.message.seq for e in got] == [2, 3, 4]
+    assert emitted(core.published(post(3))) == []  # a late duplicate is dropped
+
+
+def test_a_heartbeat_that_shows_newer_room_messages_fetches_them() -> None:
+    core = ClientCore()
+    logged_in(core, rooms={"Room1": 5})
+    (ping,) = sent(core.heartbeat())
+    pong = p.Pong(
+        rid=ping.rid, inbox_head=0, rooms=(p.RoomMark(room="Room1", seq=7),), events_seq=0
+    )
+    (fetch,) = sent(core.received(p.encode(pong)))
+    assert isinstance(fetch, p.RoomHistory) and fetch.after_seq == 5
+
+
+def test_inbox_gaps_are_fetched_and_delivered_in_order() -> None:
+    core = ClientCore()
+    logged_in(core, inbox=2)
+    delivery = p.Delivery(message=message(4, room=None))
+    actions = core.received(p.encode(delivery))
+    assert emitted(actions) == []
+    (fetch,) = sent(actions)
+    assert isinstance(fetch, p.Inbox) and fetch.after == 2
+    page = p.MessagePage(rid=fetch.rid, messages=(message(3, room=None), message(4, room=None)))
+    assert [e.message.seq for e in emitted(core.received(p.encode(page)))] == [3, 4]
+    (ping,) = sent(core.heartbeat())
+    assert isinstance(ping, p.Ping) and ping.inbox_seen == 4
+
+
+def test_messages_from_blocked_senders_are_not_shown_but_counted() -> None:
+    core = ClientCore()
+    logged_in(core, rooms={"Room1": 0})
+    rid, _ = core.request(p.Block(rid=0, username="SAM"))
+    core.received(p.encode(p.Done(rid=rid)))
+    assert emitted(core.published(post(1))) == []
+    other = p.RoomPost(message=message(2, sender="bob"))
+    assert [e.message.sender for e in emitted(core.published(p.publication(other)))] == ["bob"]
+
+
+def test_a_missed_server_event_is_fetched() -> None:
+    core = ClientCore()
+    logged_in(core)
+    renamed = p.Renamed(seq=2, old="bob", new="rob")
+    actions = core.published(p.publication(renamed))
+    assert emitted(actions) == []
+    (fetch,) = sent(actions)
+    assert isinstance(fetch, p.Events) and fetch.after == 0
+    page = p.EventPage(
+        rid=fetch.rid,
+        events=(p.PresenceChanged(seq=1, username="bob", online=True), renamed),
+        complete=True,
+    )
+    kinds = [e.kind for e in emitted(core.received(p.encode(page)))]
+    assert kinds == ["presence", "rename"]
+
+
+def test_a_request_refused_for_a_lost_session_is_resent_after_resuming() -> None:
+    core = ClientCore()
+    logged_in(core)
+    rid, _ = core.request(p.SendDirect(rid=0, to="sam", body="hi", client_id="x"))
+    failure = p.Failure(rid=rid, code="not_logged_in", message="log in first")
+    actions = core.received(p.encode(failure))
+    assert not any(isinstance(a, Resolve) for a in actions)
+    (resume,) = sent(actions)
+    assert isinstance(resume, p.Resume) and resume.token == "tok"
+    started = p.SessionStarted(
+        rid=resume.rid,
+        user=ALI,
+        token="tok",
+        inbox_acked=0,
+        inbox_head=0,
+        rooms=(),
+        blocked=(),
+        events_seq=0,
+    )
+    resent = sent(core.received(p.encode(started)))
+    assert [(type(r), r.rid, r.client_id) for r in resent] == [(p.SendDirect, rid, "x")]
