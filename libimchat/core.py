@@ -107,6 +107,7 @@ class ClientCore:
         self.heartbeat_liveness: int | None = None
         self.pub_port: int | None = None
         self.connected = False
+        self.refusal: p.Failure | None = None
 
     # --- driven by the I/O layer
 
@@ -134,6 +135,8 @@ class ClientCore:
     def request(self, request: p.Request) -> tuple[int, list[Action]]:
         """Number a caller's request and send it."""
         rid = next(self._rids)
+        if self.refusal is not None:
+            return rid, [Resolve(rid, dataclasses.replace(self.refusal, rid=rid))]
         request = dataclasses.replace(request, rid=rid)
         if isinstance(request, p.Logout) and self.inbox is not None:
             request = dataclasses.replace(request, inbox_seen=self.inbox.last)
@@ -300,6 +303,14 @@ class ClientCore:
         return []
 
     def _internal_failure(self, request: p.Request, failure: p.Failure) -> list[Action]:
+        if isinstance(request, p.Hello):
+            # the server will not talk to us (another protocol version): every call fails so
+            self.refusal = failure
+            refused: list[Action] = [
+                Resolve(rid, dataclasses.replace(failure, rid=rid)) for rid in self.pending
+            ]
+            self.pending.clear()
+            return refused
         if isinstance(request, p.Resume):
             # the server no longer knows the token: the application must log in again
             self._logged_out()

@@ -224,6 +224,9 @@ class Link:
                 self._do(handle(frames))
             except ProtocolError as exc:
                 log.warning("ignoring a malformed frame from the server: %s", exc)
+            except Exception:
+                # a bug of ours must not stop the connection: log it, go on
+                log.exception("failed to handle a frame from the server")
         return got
 
     def _do(self, actions: list[Action]) -> None:

@@ -145,3 +145,15 @@ def test_a_request_refused_for_a_lost_session_is_resent_after_resuming() -> None
     )
     resent = sent(core.received(p.encode(started)))
     assert [(type(r), r.rid, r.client_id) for r in resent] == [(p.SendDirect, rid, "x")]
+
+
+def test_a_server_of_another_protocol_version_fails_every_call() -> None:
+    core = ClientCore()
+    (hello,) = sent(core.connection_made())
+    rid, _ = core.request(p.ListUsers(rid=0))
+    refusal = p.Failure(rid=hello.rid, code="unsupported_version", message="speaks 2")
+    (resolved,) = core.received(p.encode(refusal))
+    assert isinstance(resolved, Resolve) and resolved.rid == rid
+    assert resolved.reply.code == "unsupported_version"
+    _, (later,) = core.request(p.ListRooms(rid=0))
+    assert isinstance(later, Resolve) and later.reply.code == "unsupported_version"
