@@ -218,6 +218,12 @@ class Directory:
         except ProtocolError as exc:
             outcome.replies.append((peer, p.Failure(rid=0, code=exc.code, message=exc.message)))
             return None
+        except Exception:  # decode promises ProtocolError only; never let a peer break a batch
+            log.exception("decoding a request failed")
+            outcome.replies.append(
+                (peer, p.Failure(rid=0, code="bad_request", message="bad frame"))
+            )
+            return None
         handler = self._handlers.get(type(request))
         rid: int = getattr(request, "rid", 0)
         if handler is None:

@@ -388,8 +388,15 @@ def decode(frames: list[bytes]) -> ProtocolMessage:
     name = body.get("t")
     cls = _BY_NAME.get(name) if isinstance(name, str) else None
     if cls is None:
-        raise ProtocolError(f"unknown message type {name!r}")
-    msg = _from_wire(cls, body)
+        # never repr() what a peer sent: it may be nested deep enough to overflow the stack
+        shown = repr(name[:40]) if isinstance(name, str) else type(name).__name__
+        raise ProtocolError(f"unknown message type {shown}")
+    try:
+        msg = _from_wire(cls, body)
+    except ProtocolError:
+        raise
+    except Exception as exc:  # anything else a hostile value could provoke
+        raise ProtocolError(f"bad {cls.__name__}: {exc.__class__.__name__}") from None
     return typing.cast(ProtocolMessage, msg)
 
 
@@ -463,7 +470,8 @@ def _one_of(choices: list[type]) -> _Convert:
     by_name = {cls.__name__: cls for cls in choices}
 
     def convert(value: Any, name: str) -> Any:
-        cls = by_name.get(str(value.get("t"))) if isinstance(value, dict) else None
+        kind = value.get("t") if isinstance(value, dict) else None
+        cls = by_name.get(kind) if isinstance(kind, str) else None
         if cls is None:
             raise ProtocolError(f"field {name!r} must be one of {sorted(by_name)}")
         return _from_wire(cls, value)
