@@ -10,7 +10,7 @@ from __future__ import annotations
 from .aio import AsyncClient
 from .client import Client
 from .errors import ChatError, ChatTimeout, ProtocolError
-from .models import Event, Message, Room, User
+from .models import Event, EventKind, Message, Room, User
 from .server import Server, default_data_dir
 
 __version__ = "0.1.0"
@@ -21,6 +21,7 @@ __all__ = [
     "ChatTimeout",
     "Client",
     "Event",
+    "EventKind",
     "Message",
     "ProtocolError",
     "Room",

@@ -42,7 +42,8 @@ class AsyncClient:
     ) -> None:
         self.timeout = timeout
         self._loop = asyncio.get_running_loop()
-        self._events: asyncio.Queue[Event] = asyncio.Queue()
+        # None marks the end: aclose() puts it, and whoever takes it puts it back
+        self._events: asyncio.Queue[Event | None] = asyncio.Queue()
         self._callbacks: dict[str, list[Callable[[Event], object]]] = {}
         self._link = Link(
             url,
@@ -130,16 +131,19 @@ class AsyncClient:
     # --- events
 
     async def next_event(self, timeout: float | None = None) -> Event | None:
-        """The next event, or ``None`` if none came within ``timeout`` seconds."""
+        """The next event; ``None`` if none came within ``timeout`` s or the client is closed."""
         try:
-            return await asyncio.wait_for(self._events.get(), timeout)
+            event = await asyncio.wait_for(self._events.get(), timeout)
         except asyncio.TimeoutError:
             return None
+        if event is None:
+            self._events.put_nowait(None)  # wake the next waiter too
+        return event
 
     async def events(self) -> AsyncIterator[Event]:
-        """Every event, as it comes: ``async for event in client.events()``."""
-        while True:
-            yield await self._events.get()
+        """Every event as it comes, until the client closes: ``async for event in c.events()``."""
+        while (event := await self.next_event()) is not None:
+            yield event
 
     def on(self, kind: EventKind, callback: Callable[[Event], object]) -> None:
         """Call ``callback(event)`` (a function or a coroutine function) for each event of a kind.
@@ -174,6 +178,7 @@ class AsyncClient:
                     asyncio.wrap_future(self._link.request(calls.logout()[0])), 1.0
                 )
         await asyncio.to_thread(self._link.close)
+        self._events.put_nowait(None)
 
     async def __aenter__(self) -> AsyncClient:
         return self

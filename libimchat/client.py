@@ -47,7 +47,8 @@ class Client:
         heartbeat_liveness: int | None = None,
     ) -> None:
         self.timeout = timeout
-        self._events: queue.SimpleQueue[Event] = queue.SimpleQueue()
+        # None marks the end: close() puts it, and whoever takes it puts it back
+        self._events: queue.SimpleQueue[Event | None] = queue.SimpleQueue()
         self._callbacks: dict[str, list[Callable[[Event], object]]] = {}
         self._callback_queue: queue.SimpleQueue[Event | None] | None = None
         self._link = Link(
@@ -187,12 +188,15 @@ class Client:
         """The next event, waiting up to ``timeout`` seconds (forever if ``None``).
 
         Returns:
-            The event, or ``None`` if none came in time.
+            The event, or ``None`` if none came in time or the client is closed.
         """
         try:
-            return self._events.get(timeout=timeout)
+            event = self._events.get(timeout=timeout)
         except queue.Empty:
             return None
+        if event is None:
+            self._events.put(None)  # wake the next waiter too
+        return event
 
     def on(self, kind: EventKind, callback: Callable[[Event], object]) -> None:
         """Call ``callback(event)`` for every event of this kind, on a thread of the client's.
@@ -229,6 +233,7 @@ class Client:
             with contextlib.suppress(FutureTimeout, ChatError):
                 self._link.request(calls.logout()[0]).result(min(self.timeout, 1.0))
         self._link.close()
+        self._events.put(None)
         if self._callback_queue is not None:
             self._callback_queue.put(None)
 

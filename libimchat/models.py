@@ -69,7 +69,8 @@ class Event:
 
     ``kind`` says which of the other fields are set:
 
-    - ``"message"``: a direct message, ``message``.
+    - ``"message"``: a direct message, ``message``: one sent to you, or one you
+      sent from another client logged in as you (then ``message.sender`` is you).
     - ``"room_message"``: ``message`` (with ``message.room``) and ``room``.
     - ``"presence"``: ``username`` went ``online`` or offline.
     - ``"rename"``: a user renamed from ``old`` to ``new``.

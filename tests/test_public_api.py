@@ -82,3 +82,14 @@ def test_imchat_serve_prints_its_url_and_serves(tmp_path: Path) -> None:
     finally:
         process.terminate()
         assert process.wait(10) == 0
+
+
+def test_close_wakes_a_thread_waiting_for_events(connect) -> None:
+    client = connect()
+    waiter = threading.Thread(target=lambda: results.append(client.next_event()))
+    results: list[object] = []
+    waiter.start()
+    client.close()
+    waiter.join(5)
+    assert results == [None]
+    assert client.next_event() is None  # and every later wait ends at once
