@@ -85,8 +85,8 @@ class AsyncClient:
     async def users(self) -> list[User]:
         return await self._call(calls.users())
 
-    async def rename(self, username: str) -> None:
-        await self._call(calls.rename(username))
+    async def rename(self, username: str) -> User:
+        return await self._call(calls.rename(username))
 
     async def block(self, username: str) -> None:
         await self._call(calls.block(username))

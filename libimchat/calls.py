@@ -93,8 +93,8 @@ def invite(room: str, username: str) -> Call[None]:
     return p.Invite(rid=0, room=room, username=username), _nothing
 
 
-def rename(username: str) -> Call[None]:
-    return p.Rename(rid=0, username=username), _nothing
+def rename(username: str) -> Call[User]:
+    return p.Rename(rid=0, username=username), lambda r: r.user
 
 
 def block(username: str) -> Call[None]:

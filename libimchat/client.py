@@ -102,13 +102,16 @@ class Client:
         """Every registered user, with ``.online``."""
         return self._call(calls.users())
 
-    def rename(self, username: str) -> None:
+    def rename(self, username: str) -> User:
         """Change your username, for everyone and in all history.
+
+        Returns:
+            Your account, under its new name.
 
         Raises:
             ChatError: ``invalid`` or ``username_taken``.
         """
-        self._call(calls.rename(username))
+        return self._call(calls.rename(username))
 
     def block(self, username: str) -> None:
         """Receive nothing more from ``username`` (DMs, room messages, invites)."""

@@ -100,9 +100,10 @@ class ClientCore:
         self.user: User | None = None
         self.token: str | None = None
         self.inbox: _Sequence | None = None
-        self.rooms: dict[str, _Sequence] = {}
-        self.blocked: set[str] = set()
+        self.rooms: dict[str, _Sequence] = {}  # by name key
+        self.blocked: set[str] = set()  # name keys
         self.events = _Sequence(last=0)
+        self.epoch: str | None = None
         self.heartbeat_interval: float | None = None
         self.heartbeat_liveness: int | None = None
         self.pub_port: int | None = None
@@ -197,24 +198,24 @@ class ClientCore:
 
     def _learn(self, request: p.Request, reply: p.Reply) -> list[Action]:
         if isinstance(reply, p.Failure):
-            if isinstance(request, p.Join) and request.room not in self.rooms:
+            if isinstance(request, p.Join) and name_key(request.room) not in self.rooms:
                 return [Unsubscribe(p.room_topic(request.room))]
             return []
         if isinstance(reply, p.SessionStarted):
             return self._session_started(reply, resumed=False)
         if isinstance(reply, p.RoomReply) and isinstance(request, (p.Join, p.CreateRoom)):
             return self._joined(reply.room.name, reply.room.last_seq)
-        if isinstance(request, p.Leave):
-            stream = self.rooms.pop(self._room_name(request.room), None)
+        if isinstance(reply, p.Profile):
+            self.user = reply.user
+        elif isinstance(request, p.Leave):
+            stream = self.rooms.pop(name_key(request.room), None)
             return [Unsubscribe(p.room_topic(request.room))] if stream else []
-        if isinstance(request, p.Logout):
+        elif isinstance(request, p.Logout):
             return self._logged_out()
-        if isinstance(request, p.Block):
+        elif isinstance(request, p.Block):
             self.blocked.add(name_key(request.username))
         elif isinstance(request, p.Unblock):
             self.blocked.discard(name_key(request.username))
-        elif isinstance(request, p.Rename) and self.user is not None:
-            self.user = dataclasses.replace(self.user, username=request.username)
         return []
 
     def _session_started(self, reply: p.SessionStarted, *, resumed: bool) -> list[Action]:
@@ -222,16 +223,20 @@ class ClientCore:
         fresh = not resumed or self.inbox is None
         self.user, self.token = reply.user, reply.token
         self.blocked = {name_key(name) for name in reply.blocked}
-        self.events = _Sequence(last=reply.events_seq)
+        if fresh or reply.epoch != self.epoch:
+            # a new server run numbers its events afresh; within one run, a
+            # resumed session fetches what it missed (see _catch_up)
+            self.events = _Sequence(last=reply.events_seq)
+        self.epoch = reply.epoch
         if fresh:
             for room in self.rooms:
                 actions.append(Unsubscribe(p.room_topic(room)))
             self.inbox = _Sequence(last=reply.inbox_acked)
-            self.rooms = {mark.room: _Sequence(last=mark.seq) for mark in reply.rooms}
+            self.rooms = {name_key(mark.room): _Sequence(last=mark.seq) for mark in reply.rooms}
             actions.append(Subscribe(p.GLOBAL_TOPIC))
             actions += [Subscribe(p.room_topic(room)) for room in self.rooms]
         else:
-            marks = {mark.room: mark.seq for mark in reply.rooms}
+            marks = {name_key(mark.room): mark.seq for mark in reply.rooms}
             for room in set(self.rooms) - set(marks):
                 del self.rooms[room]
                 actions.append(Unsubscribe(p.room_topic(room)))
@@ -247,9 +252,9 @@ class ClientCore:
         return actions
 
     def _joined(self, room: str, last_seq: int) -> list[Action]:
-        if room in self.rooms:
+        if name_key(room) in self.rooms:
             return []
-        self.rooms[room] = _Sequence(last=last_seq)
+        self.rooms[name_key(room)] = _Sequence(last=last_seq)
         return [Subscribe(p.room_topic(room))]
 
     def _logged_out(self) -> list[Action]:
@@ -266,12 +271,6 @@ class ClientCore:
             self.blocked.add(name_key(new))
         if self.user is not None and name_key(self.user.username) == name_key(old):
             self.user = dataclasses.replace(self.user, username=new)
-
-    def _room_name(self, room: str) -> str:
-        for known in self.rooms:
-            if name_key(known) == name_key(room):
-                return known
-        return room
 
     # --- our own requests: handshake, resume, heartbeats, backfill
 
@@ -303,8 +302,8 @@ class ClientCore:
         return []
 
     def _internal_failure(self, request: p.Request, failure: p.Failure) -> list[Action]:
-        if isinstance(request, p.Hello):
-            # the server will not talk to us (another protocol version): every call fails so
+        if isinstance(request, p.Hello) and failure.code == "unsupported_version":
+            # the server will not talk to us: every call fails, saying why
             self.refusal = failure
             refused: list[Action] = [
                 Resolve(rid, dataclasses.replace(failure, rid=rid)) for rid in self.pending
@@ -313,14 +312,14 @@ class ClientCore:
             return refused
         if isinstance(request, p.Resume):
             # the server no longer knows the token: the application must log in again
-            self._logged_out()
+            actions: list[Action] = self._logged_out()
             self.connected = False
-            actions: list[Action] = [Emit(Event(kind="connection", online=False))]
+            actions.append(Emit(Event(kind="connection", online=False)))
             return actions + [Transmit(req) for req in self.pending.values()]
         if isinstance(request, p.Ping) and self._session_lost(failure):
             return self._resume()
         if isinstance(request, p.RoomHistory) and request.room in self.rooms:
-            self.rooms[request.room].fetching = False
+            self.rooms[request.room].fetching = False  # internal fetches name rooms by key
         if isinstance(request, p.Inbox) and self.inbox is not None:
             self.inbox.fetching = False
         if isinstance(request, p.Events):
@@ -349,9 +348,9 @@ class ClientCore:
         if self.inbox is not None and inbox_head > self.inbox.last:
             actions += self._fetch_inbox()
         for mark in marks:
-            stream = self.rooms.get(mark.room)
+            stream = self.rooms.get(name_key(mark.room))
             if stream is not None and mark.seq > stream.last:
-                actions += self._fetch_room(mark.room)
+                actions += self._fetch_room(name_key(mark.room))
         return actions
 
     def _fetch_inbox(self) -> list[Action]:
@@ -413,9 +412,9 @@ class ClientCore:
         return self._in_order(self.inbox, message, self._show("message"), self._fetch_inbox)
 
     def _room_message(self, message: Message) -> list[Action]:
-        room = message.room
-        if room is None or room not in self.rooms:
+        if message.room is None or name_key(message.room) not in self.rooms:
             return []
+        room = name_key(message.room)
         stream = self.rooms[room]
         show = self._show("room_message")
         return self._in_order(stream, message, show, lambda: self._fetch_room(room))

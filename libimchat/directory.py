@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 MAX_PAGE = 500
 MAX_CLIENT_ID = 64
 RECENT_EVENTS = 4096
+SESSION_TTL = 30 * 24 * 3600.0
 
 
 @dataclass
@@ -88,20 +89,32 @@ class Directory:
         passwords: how passwords are hashed.
         welcome: the server's answer to ``Hello`` (its rid is replaced per request).
         liveness: seconds of silence after which a session is considered gone.
+        session_ttl: seconds a login's resume token lives without being used.
     """
 
     def __init__(
-        self, store: Store, passwords: Passwords, *, welcome: p.Welcome, liveness: float
+        self,
+        store: Store,
+        passwords: Passwords,
+        *,
+        welcome: p.Welcome,
+        liveness: float,
+        session_ttl: float = SESSION_TTL,
     ) -> None:
         self.store = store
+        self.session_ttl = session_ttl
         self.passwords = passwords
         self.welcome = welcome
         self.liveness = liveness
         self.events_seq = 0
+        # names this run of the server: events_seq starts again with each run
+        self.epoch = secrets.token_hex(8)
         # server-wide events are not stored; the latest are kept for clients
         # that missed a publication (see protocol.Events)
         self.recent_events: deque[p.ServerEvent] = deque(maxlen=RECENT_EVENTS)
         self.sessions: dict[bytes, _Session] = {}
+        # sessions started in the batch being handled (forgotten if it fails)
+        self._new_sessions: set[bytes] = set()
         self._load()
         self._handlers: dict[type, Callable[[bytes, Any, float, Outcome], None]] = {
             p.Hello: self._hello,
@@ -186,6 +199,8 @@ class Directory:
         """
         outcome = Outcome()
         rids: list[tuple[bytes, int]] = []
+        self._new_sessions = set()
+        checkpoint = self._checkpoint()
         try:
             with self.store.batch():
                 for peer, frames in batch:
@@ -194,7 +209,7 @@ class Directory:
                         rids.append((peer, rid))
         except Exception:
             log.exception("commit failed; answering the batch with failures")
-            self._load()
+            self._recover(checkpoint)
             failed = Outcome()
             for peer, rid in rids:
                 failed.replies.append(
@@ -203,6 +218,20 @@ class Directory:
             return failed
         return outcome
 
+    def _checkpoint(self) -> tuple[int, set[bytes]]:
+        return self.events_seq, set(self._new_sessions)
+
+    def _recover(self, checkpoint: tuple[int, set[bytes]]) -> None:
+        """Forget what was done in memory since the checkpoint, after its writes were undone."""
+        events_seq, sessions_before = checkpoint
+        for peer in self._new_sessions - sessions_before:
+            self.sessions.pop(peer, None)
+        self._new_sessions = sessions_before
+        while self.recent_events and self.recent_events[-1].seq > events_seq:
+            self.recent_events.pop()
+        self.events_seq = events_seq
+        self._load()
+
     def expire(self, now: float) -> Outcome:
         """End the sessions that have been silent for longer than the liveness."""
         outcome = Outcome()
@@ -210,13 +239,19 @@ class Directory:
             self._end_session(session, outcome)
         return outcome
 
+    def forget_old_tokens(self, now: float) -> int:
+        """Delete resume tokens unused for longer than the session TTL; returns how many."""
+        with self.store.batch():
+            return self.store.drop_sessions_unused_since(now - self.session_ttl)
+
     # --- dispatch
 
     def _handle(self, peer: bytes, frames: list[bytes], now: float, outcome: Outcome) -> int | None:
         try:
             request = p.decode(frames)
         except ProtocolError as exc:
-            outcome.replies.append((peer, p.Failure(rid=0, code=exc.code, message=exc.message)))
+            failure = p.Failure(rid=exc.rid, code=exc.code, message=exc.message)
+            outcome.replies.append((peer, failure))
             return None
         except Exception:  # decode promises ProtocolError only; never let a peer break a batch
             log.exception("decoding a request failed")
@@ -235,15 +270,18 @@ class Directory:
         if session is not None:
             session.last_seen = now
         mark = (len(outcome.replies), len(outcome.publications))
+        checkpoint = self._checkpoint()
         try:
             with self.store.step():
                 handler(peer, request, now, outcome)
         except ChatError as exc:
+            # handlers check before they change anything, so there is nothing to undo
             del outcome.replies[mark[0] :], outcome.publications[mark[1] :]
             outcome.replies.append((peer, p.Failure(rid=rid, code=exc.code, message=exc.message)))
         except Exception:
             log.exception("request %s failed", type(request).__name__)
             del outcome.replies[mark[0] :], outcome.publications[mark[1] :]
+            self._recover(checkpoint)  # its writes were rolled back; rebuild memory to match
             outcome.replies.append(
                 (peer, p.Failure(rid=rid, code="internal", message="the server failed"))
             )
@@ -340,7 +378,7 @@ class Directory:
 
     def _resume(self, peer: bytes, req: p.Resume, now: float, out: Outcome) -> None:
         token_hash = _token_hash(req.token)
-        user_id = self.store.session_user(token_hash)
+        user_id = self.store.use_session(token_hash, now, unused_since=now - self.session_ttl)
         if user_id is None:
             raise ChatError("session_expired", "the session has ended; log in again")
         self._start_session(peer, self.accounts[user_id], token_hash, req.rid, req.token, now, out)
@@ -361,6 +399,7 @@ class Directory:
         self.sessions[peer] = _Session(
             peer=peer, user_id=account.id, token_hash=token_hash, last_seen=now
         )
+        self._new_sessions.add(peer)
         peers = self.online.setdefault(account.id, set())
         peers.add(peer)
         out.replies.append(
@@ -370,10 +409,11 @@ class Directory:
                     rid=rid,
                     user=self._user(account),
                     token=token,
+                    epoch=self.epoch,
                     inbox_acked=account.inbox_acked,
                     inbox_head=account.inbox_head,
                     rooms=self._room_marks(account),
-                    blocked=tuple(sorted(self.accounts[b].username for b in account.blocked)),
+                    blocked=self._blocked_names(account),
                     events_seq=self.events_seq,
                 ),
             )
@@ -461,13 +501,14 @@ class Directory:
         owner = self.account_by_key.get(key)
         if owner is not None and owner != account.id:
             raise ChatError("username_taken", f"the username {username!r} is taken")
-        self.store.rename_user(account.id, username, key)
         old = account.username
-        del self.account_by_key[account.key]
-        account.username, account.key = username, key
-        self.account_by_key[key] = account.id
-        self._publish(p.Renamed(seq=self.events_seq + 1, old=old, new=username), out)
-        out.replies.append((peer, p.Done(rid=req.rid)))
+        if username != old:
+            self.store.rename_user(account.id, username, key)
+            del self.account_by_key[account.key]
+            account.username, account.key = username, key
+            self.account_by_key[key] = account.id
+            self._publish(p.Renamed(seq=self.events_seq + 1, old=old, new=username), out)
+        out.replies.append((peer, p.Profile(rid=req.rid, user=self._user(account))))
 
     def _block(self, peer: bytes, req: p.Block, now: float, out: Outcome) -> None:
         account = self.accounts[self._session(peer).user_id]
@@ -487,8 +528,10 @@ class Directory:
 
     def _list_blocked(self, peer: bytes, req: p.ListBlocked, now: float, out: Outcome) -> None:
         account = self.accounts[self._session(peer).user_id]
-        names = sorted((self.accounts[b].username for b in account.blocked), key=v.name_key)
-        out.replies.append((peer, p.NameList(rid=req.rid, names=tuple(names))))
+        out.replies.append((peer, p.NameList(rid=req.rid, names=self._blocked_names(account))))
+
+    def _blocked_names(self, account: _Account) -> tuple[str, ...]:
+        return tuple(sorted((self.accounts[b].username for b in account.blocked), key=v.name_key))
 
     # --- messages
 
@@ -507,16 +550,41 @@ class Directory:
             client_id=row.client_id,
         )
 
-    def _duplicate(self, sender_id: int, client_id: str) -> MessageRow | None:
+    def _original(
+        self,
+        sender_id: int,
+        client_id: str,
+        body: str,
+        *,
+        recipient_id: int | None,
+        room_id: int | None,
+    ) -> MessageRow | None:
+        """The message stored earlier with this client id (the request is a resend), if any.
+
+        Raises:
+            ChatError: ``invalid`` for a malformed client id, or one that names
+                another message (a client bug: silently answering with the
+                other message would lose this one).
+        """
         if not client_id or len(client_id) > MAX_CLIENT_ID:
             raise ChatError("invalid", f"a client message id has 1 to {MAX_CLIENT_ID} characters")
-        return self.store.message_by_client_id(sender_id, client_id)
+        row = self.store.message_by_client_id(sender_id, client_id)
+        if row is None:
+            return None
+        same_place = (
+            row.recipient_id == recipient_id if room_id is None else row.conversation_id == room_id
+        )
+        if not same_place or row.body != body:
+            raise ChatError("invalid", "this client message id belongs to another message")
+        return row
 
     def _send_direct(self, peer: bytes, req: p.SendDirect, now: float, out: Outcome) -> None:
         sender = self.accounts[self._session(peer).user_id]
         recipient = self._account_named(req.to)
         v.check_body(req.body)
-        original = self._duplicate(sender.id, req.client_id)
+        original = self._original(
+            sender.id, req.client_id, req.body, recipient_id=recipient.id, room_id=None
+        )
         if original is not None:
             out.replies.append((peer, p.Sent(rid=req.rid, message=self._message(original))))
             return
@@ -526,9 +594,7 @@ class Directory:
         conversation_id = self.dialogs.get(pair)
         if conversation_id is None:
             conversation_id = self.store.add_dialog(*pair, now)
-            self.dialogs[pair] = conversation_id
-            self.dialog_seq[conversation_id] = 0
-        seq, inbox_seq = self.dialog_seq[conversation_id] + 1, recipient.inbox_head + 1
+        seq, inbox_seq = self.dialog_seq.get(conversation_id, 0) + 1, recipient.inbox_head + 1
         message_id = self.store.add_message(
             conversation_id=conversation_id,
             seq=seq,
@@ -539,6 +605,7 @@ class Directory:
             sent_at=now,
             client_id=req.client_id,
         )
+        self.dialogs[pair] = conversation_id
         self.dialog_seq[conversation_id] = seq
         recipient.inbox_head = inbox_seq
         message = Message(
@@ -563,7 +630,9 @@ class Directory:
         if sender.id not in room.members:
             raise ChatError("not_member", f"join {room.name} first")
         v.check_body(req.body)
-        original = self._duplicate(sender.id, req.client_id)
+        original = self._original(
+            sender.id, req.client_id, req.body, recipient_id=None, room_id=room.id
+        )
         if original is not None:
             out.replies.append((peer, p.Sent(rid=req.rid, message=self._message(original))))
             return

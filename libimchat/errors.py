@@ -49,10 +49,16 @@ class ChatError(Exception):
 
 
 class ProtocolError(ChatError):
-    """Bytes that do not decode to a libimchat protocol message."""
+    """Bytes that do not decode to a libimchat protocol message.
 
-    def __init__(self, message: str) -> None:
+    Attributes:
+        rid: the request id, when the bytes were a map with a valid ``rid``
+            (so that the refusal can still be matched to its request), else 0.
+    """
+
+    def __init__(self, message: str, rid: int = 0) -> None:
         super().__init__("bad_request", message)
+        self.rid = rid
 
 
 class ChatTimeout(ChatError):

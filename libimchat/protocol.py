@@ -25,6 +25,7 @@ import msgpack
 
 from .errors import ProtocolError
 from .models import Message, Room, User
+from .validation import name_key
 
 PROTOCOL_VERSION = 1
 GLOBAL_TOPIC = b"all\x00"
@@ -33,8 +34,11 @@ _INT64 = (-(2**63), 2**63 - 1)
 
 
 def room_topic(room: str) -> bytes:
-    """The PUB topic of a room's channel (the NUL keeps "a" from matching "ab")."""
-    return _ROOM_TOPIC_PREFIX + room.encode() + b"\x00"
+    """The PUB topic of a room's channel: its name key, so any spelling of the name finds it.
+
+    The NUL ends the topic, so that room "a" does not match room "ab".
+    """
+    return _ROOM_TOPIC_PREFIX + name_key(room).encode() + b"\x00"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -219,6 +223,7 @@ class SessionStarted:
     rid: int
     user: User
     token: str
+    epoch: str
     inbox_acked: int
     inbox_head: int
     rooms: tuple[RoomMark, ...]
@@ -237,6 +242,14 @@ class Pong:
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Done:
     rid: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Profile:
+    """Your account as it is now (the answer to Rename)."""
+
+    rid: int
+    user: User
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -292,7 +305,7 @@ class Failure:
 
 
 Reply = Union[
-    Welcome, SessionStarted, Pong, Done, UserList, Sent, MessagePage, EventPage, RoomReply,
+    Welcome, SessionStarted, Pong, Done, Profile, UserList, Sent, MessagePage, EventPage, RoomReply,
     RoomList, NameList, Failure,
 ]  # fmt: skip
 
@@ -391,12 +404,14 @@ def decode(frames: list[bytes]) -> ProtocolMessage:
         # never repr() what a peer sent: it may be nested deep enough to overflow the stack
         shown = repr(name[:40]) if isinstance(name, str) else type(name).__name__
         raise ProtocolError(f"unknown message type {shown}")
+    rid = body.get("rid")
+    rid = rid if type(rid) is int and _INT64[0] <= rid <= _INT64[1] else 0
     try:
         msg = _from_wire(cls, body)
-    except ProtocolError:
-        raise
+    except ProtocolError as exc:
+        raise ProtocolError(exc.message, rid) from None
     except Exception as exc:  # anything else a hostile value could provoke
-        raise ProtocolError(f"bad {cls.__name__}: {exc.__class__.__name__}") from None
+        raise ProtocolError(f"bad {cls.__name__}: {exc.__class__.__name__}", rid) from None
     return typing.cast(ProtocolMessage, msg)
 
 

@@ -20,7 +20,7 @@ import platformdirs
 import zmq
 
 from . import protocol as p
-from .directory import Directory, Outcome
+from .directory import SESSION_TTL, Directory, Outcome
 from .passwords import Passwords
 from .store import Store
 
@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 BATCH = 512
 MAX_FRAME = 1 << 20
 DATABASE = "imchat.db"
+TOKEN_CLEANUP_INTERVAL = 3600.0
 
 
 def default_data_dir() -> Path:
@@ -49,6 +50,7 @@ class Server:
         heartbeat_interval: seconds between client heartbeats, told to clients.
         heartbeat_liveness: heartbeats a session may miss before it ends.
         password_profile: the Argon2id cost (see :mod:`libimchat.passwords`).
+        session_ttl: seconds a login can be resumed without being used (30 days).
 
     Use it as a context manager (``with Server(...) as server``), with
     :meth:`start`/:meth:`stop` (a background thread), or with
@@ -65,6 +67,7 @@ class Server:
         heartbeat_interval: float = 1.0,
         heartbeat_liveness: int = 3,
         password_profile: str = "owasp",
+        session_ttl: float = SESSION_TTL,
     ) -> None:
         self.data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
         self.host = host
@@ -72,6 +75,7 @@ class Server:
         self.heartbeat_liveness = heartbeat_liveness
         self._requested = (port, pub_port if pub_port is not None else (port + 1 if port else 0))
         self._passwords = Passwords(password_profile)
+        self.session_ttl = session_ttl
         self._ctx: zmq.Context[zmq.Socket[bytes]] | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -167,6 +171,7 @@ class Server:
                     heartbeat_liveness=self.heartbeat_liveness,
                 ),
                 liveness=self.heartbeat_interval * self.heartbeat_liveness,
+                session_ttl=self.session_ttl,
             )
             log.info("serving on %s (publishing on port %d)", self.url, self.pub_port)
             ready.set()
@@ -188,6 +193,7 @@ class Server:
         poller = zmq.Poller()
         poller.register(router, zmq.POLLIN)
         next_expiry = time.monotonic() + self.heartbeat_interval
+        next_cleanup = 0.0
         while not self._stopping.is_set():
             if poller.poll(100):
                 batch = []
@@ -203,6 +209,9 @@ class Server:
             if time.monotonic() >= next_expiry:
                 self._send(directory.expire(time.time()), router, publisher)
                 next_expiry = time.monotonic() + self.heartbeat_interval
+            if time.monotonic() >= next_cleanup:
+                directory.forget_old_tokens(time.time())
+                next_cleanup = time.monotonic() + TOKEN_CLEANUP_INTERVAL
 
     def _send(
         self, outcome: Outcome, router: zmq.Socket[bytes], publisher: zmq.Socket[bytes]

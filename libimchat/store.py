@@ -84,7 +84,8 @@ def m001_initial(db: Database) -> None:
         CREATE TABLE sessions (
             token_hash TEXT PRIMARY KEY,
             user_id INTEGER NOT NULL REFERENCES users(id),
-            created_at REAL NOT NULL
+            created_at REAL NOT NULL,
+            last_used REAL NOT NULL
         ) WITHOUT ROWID;
         """
     )
@@ -237,15 +238,24 @@ class Store:
 
     def add_session(self, token_hash: str, user_id: int, created_at: float) -> None:
         self.db.execute(
-            "INSERT INTO sessions (token_hash, user_id, created_at) VALUES (?, ?, ?)",
-            [token_hash, user_id, created_at],
+            "INSERT INTO sessions (token_hash, user_id, created_at, last_used) VALUES (?, ?, ?, ?)",
+            [token_hash, user_id, created_at, created_at],
         )
 
-    def session_user(self, token_hash: str) -> int | None:
+    def use_session(self, token_hash: str, now: float, *, unused_since: float) -> int | None:
+        """The user of a session token still in use since ``unused_since``; marks it used now."""
         row = self.db.execute(
-            "SELECT user_id FROM sessions WHERE token_hash = ?", [token_hash]
+            "SELECT user_id FROM sessions WHERE token_hash = ? AND last_used >= ?",
+            [token_hash, unused_since],
         ).fetchone()
-        return row[0] if row else None
+        if row is None:
+            return None
+        self.db.execute("UPDATE sessions SET last_used = ? WHERE token_hash = ?", [now, token_hash])
+        return int(row[0])
+
+    def drop_sessions_unused_since(self, moment: float) -> int:
+        cursor = self.db.execute("DELETE FROM sessions WHERE last_used < ?", [moment])
+        return cursor.rowcount
 
     def drop_session(self, token_hash: str) -> None:
         self.db.execute("DELETE FROM sessions WHERE token_hash = ?", [token_hash])

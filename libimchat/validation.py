@@ -22,8 +22,8 @@ _PHONE_SEPARATORS = re.compile(r"[ ().-]")
 
 
 def name_key(name: str) -> str:
-    """The form two names are compared in (NFKC + casefold)."""
-    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
+    """The form two names are compared in (NFKC + casefold, outer spaces trimmed)."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold()).strip()
 
 
 def check_username(username: str) -> str:

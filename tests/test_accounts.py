@@ -223,3 +223,19 @@ def test_blocks_survive_renames(user) -> None:
         sam.send("ali", "it's me")
     assert caught.value.code == "blocked"
     drain(ali)
+
+
+def test_names_are_found_with_spaces_around_them(user, connect) -> None:
+    ali = user("ali")
+    user("sam")
+    assert connect().login("  ali ", "pw").username == "ali"
+    assert ali.send(" sam", "hi").recipient == "sam"
+
+
+def test_rename_returns_the_account_and_a_no_op_rename_announces_nothing(user) -> None:
+    ali = user("ali")
+    sam = user("sam")
+    assert ali.rename("  ALI2 ").username == "ALI2"
+    assert wait_for(sam, lambda e: e.kind == "rename").new == "ALI2"
+    assert ali.rename("ALI2").username == "ALI2"
+    assert [e for e in drain(sam) if e.kind == "rename"] == []

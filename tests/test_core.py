@@ -29,6 +29,7 @@ def logged_in(core: ClientCore, *, rooms: dict[str, int] | None = None, inbox: i
         rid=rid,
         user=ALI,
         token="tok",
+        epoch="run-1",
         inbox_acked=inbox,
         inbox_head=inbox,
         rooms=tuple(p.RoomMark(room=r, seq=s) for r, s in (rooms or {}).items()),
@@ -64,7 +65,7 @@ def test_room_messages_out_of_order_are_held_back_and_the_gap_fetched() -> None:
     early = core.published(post(3))
     assert emitted(early) == []
     (fetch,) = sent(early)
-    assert isinstance(fetch, p.RoomHistory) and (fetch.room, fetch.after_seq) == ("Room1", 1)
+    assert isinstance(fetch, p.RoomHistory) and (fetch.room, fetch.after_seq) == ("room1", 1)
     assert sent(core.published(post(4))) == []  # one fetch at a time
     page = p.MessagePage(rid=fetch.rid, messages=(message(2), message(3)))
     got = emitted(core.received(p.encode(page)))
@@ -137,6 +138,7 @@ def test_a_request_refused_for_a_lost_session_is_resent_after_resuming() -> None
         rid=resume.rid,
         user=ALI,
         token="tok",
+        epoch="run-1",
         inbox_acked=0,
         inbox_head=0,
         rooms=(),
@@ -157,3 +159,37 @@ def test_a_server_of_another_protocol_version_fails_every_call() -> None:
     assert resolved.reply.code == "unsupported_version"
     _, (later,) = core.request(p.ListRooms(rid=0))
     assert isinstance(later, Resolve) and later.reply.code == "unsupported_version"
+
+
+def resumed(core: ClientCore, *, epoch: str, events_seq: int) -> list:
+    (resume,) = sent(core._resume())
+    started = p.SessionStarted(
+        rid=resume.rid,
+        user=ALI,
+        token="tok",
+        epoch=epoch,
+        inbox_acked=0,
+        inbox_head=0,
+        rooms=(),
+        blocked=(),
+        events_seq=events_seq,
+    )
+    return core.received(p.encode(started))
+
+
+def test_a_session_resumed_on_the_same_server_run_fetches_the_events_it_missed() -> None:
+    core = ClientCore()
+    logged_in(core)
+    (fetch,) = [
+        r for r in sent(resumed(core, epoch="run-1", events_seq=5)) if isinstance(r, p.Events)
+    ]
+    assert fetch.after == 0
+
+
+def test_a_session_resumed_on_a_new_server_run_starts_from_its_events() -> None:
+    core = ClientCore()
+    logged_in(core)
+    assert [
+        r for r in sent(resumed(core, epoch="run-2", events_seq=5)) if isinstance(r, p.Events)
+    ] == []
+    assert core.events.last == 5

@@ -79,6 +79,12 @@ def assert_failure(reply: p.ProtocolMessage, code: str, rid: int = 0) -> None:
     assert (reply.code, reply.rid) == (code, rid), reply
 
 
+def rid_of(body: dict[str, Any]) -> int:
+    """The rid a refusal carries: the request's own when it is a valid 64-bit int, else 0."""
+    rid = body.get("rid")
+    return rid if type(rid) is int and -(2**63) <= rid < 2**63 else 0
+
+
 def failure_of(reply: p.ProtocolMessage) -> tuple[str, int] | p.ProtocolMessage:
     """``(code, rid)`` of a Failure; any other reply as it is, so that a diff shows it."""
     return (reply.code, reply.rid) if isinstance(reply, p.Failure) else reply
@@ -228,12 +234,12 @@ def test_requests_with_fields_of_the_wrong_type_are_answered_with_bad_request(ra
                 if value is None and type(None) in base:
                     continue  # an optional field may be nil
                 body = wire(example_of(cls)) | {field.name: value}
-                assert_failure(ask(sock, [packed(body)]), "bad_request")
+                assert_failure(ask(sock, [packed(body)]), "bad_request", rid_of(body))
                 asked += 1
             if field.default is dataclasses.MISSING:
                 body = wire(example_of(cls))
                 del body[field.name]
-                assert_failure(ask(sock, [packed(body)]), "bad_request")
+                assert_failure(ask(sock, [packed(body)]), "bad_request", rid_of(body))
                 asked += 1
     assert asked > 10 * len(REQUESTS)
     assert_answers_hello(sock)

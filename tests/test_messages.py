@@ -129,3 +129,14 @@ def test_a_message_to_oneself_is_kept(user) -> None:
     ali = user("ali")
     note = ali.send("ali", "note to self")
     assert ali.history("ali") == [note]
+
+
+def test_a_client_id_reused_for_another_message_is_refused(user) -> None:
+    ali = user("ali")
+    user("sam")
+    user("bob")
+    ali.send("sam", "first", client_id="same")
+    for to, body in (("sam", "different text"), ("bob", "first")):
+        with pytest.raises(ChatError) as caught:
+            ali.send(to, body, client_id="same")
+        assert caught.value.code == "invalid"

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from libimchat import protocol as p
 from libimchat.errors import ProtocolError
 from libimchat.models import Message
+from libimchat.validation import name_key
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 BOUNDED = settings(max_examples=250, deadline=None)
@@ -380,7 +381,7 @@ room_names = st.text(
 def test_a_room_post_is_published_on_its_rooms_topic(message: Message, room: str) -> None:
     post = p.RoomPost(message=dataclasses.replace(message, room=room, recipient=None))
     frames = p.publication(post)
-    assert frames[0] == b"room:" + room.encode() + b"\x00" == p.room_topic(room)
+    assert frames[0] == b"room:" + name_key(room).encode() + b"\x00" == p.room_topic(room)
     assert len(frames) == 2
     assert p.decode(frames) == post
 
@@ -390,10 +391,14 @@ def test_a_rooms_topic_is_not_a_prefix_of_a_longer_rooms_topic() -> None:
     assert not p.room_topic("ab").startswith(p.room_topic("a"))
 
 
+def test_every_spelling_of_a_room_name_has_one_topic() -> None:
+    assert p.room_topic("Room1") == p.room_topic("ROOM1") == p.room_topic(" room1 ")
+
+
 @BOUNDED
 @given(room_names, room_names)
 def test_no_rooms_topic_is_a_prefix_of_another_rooms_or_the_global_one(a: str, b: str) -> None:
-    if a != b:
+    if name_key(a) != name_key(b):
         assert not p.room_topic(b).startswith(p.room_topic(a))
     assert not p.room_topic(a).startswith(p.GLOBAL_TOPIC)
     assert not p.GLOBAL_TOPIC.startswith(p.room_topic(a))

@@ -122,3 +122,15 @@ def test_a_member_who_just_joined_misses_nothing_of_a_burst(user) -> None:
     got = [wait_for(sam, lambda e: e.kind == "room_message").message for _ in sent]
     assert got == sent
     assert [e for e in drain(sam) if e.kind == "room_message"] == []
+
+
+def test_any_spelling_of_a_room_name_joins_and_leaves_it(user) -> None:
+    ali = user("ali")
+    sam = user("sam")
+    ali.create_room("Room1")
+    sam.join("ROOM1")
+    posted = ali.send_room("room1", "hello")
+    assert wait_for(sam, lambda e: e.kind == "room_message").message == posted
+    sam.leave("rOoM1")
+    ali.send_room("Room1", "gone?")
+    assert [e for e in drain(sam) if e.kind == "room_message"] == []

@@ -1,0 +1,74 @@
+"""The server's logic alone: requests in, replies and publications out, on a real SQLite file."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import msgpack
+
+from libimchat import protocol as p
+from libimchat.directory import Directory
+from libimchat.passwords import Passwords
+from libimchat.store import Store
+
+WELCOME = p.Welcome(rid=0, version=1, pub_port=1, heartbeat_interval=1.0, heartbeat_liveness=3)
+
+
+def directory(path: Path) -> Directory:
+    return Directory(Store(path), Passwords("fast"), welcome=WELCOME, liveness=3.0)
+
+
+def ask(d: Directory, peer: bytes, request: p.Request, now: float = 100.0):  # type: ignore[no-untyped-def]
+    outcome = d.handle_batch([(peer, p.encode(request))], now)
+    ((to, reply),) = [
+        (to, r) for to, r in outcome.replies if getattr(r, "rid", None) == request.rid
+    ]
+    assert to == peer
+    return reply, outcome
+
+
+def signup(d: Directory, name: str) -> None:
+    request = p.Signup(
+        rid=1, username=name, password="pw", first_name="F", last_name="L", phone="0633217608"
+    )
+    assert isinstance(ask(d, b"x", request)[0], p.Done)
+
+
+def test_a_login_whose_write_fails_leaves_no_session_and_announces_nothing(tmp_path: Path) -> None:
+    d = directory(tmp_path / "chat.db")
+    signup(d, "ali")
+    blocker = sqlite3.connect(tmp_path / "chat.db")
+    blocker.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+    d.store.db.execute("PRAGMA busy_timeout=0")
+    reply, outcome = ask(d, b"peer", p.Login(rid=2, username="ali", password="pw"))
+    assert isinstance(reply, p.Failure) and reply.code == "internal"
+    assert outcome.publications == []
+    blocker.rollback()
+    reply, _ = ask(d, b"peer", p.ListUsers(rid=3))
+    assert isinstance(reply, p.Failure) and reply.code == "not_logged_in"
+    assert d.events_seq == 0
+    reply, outcome = ask(d, b"peer", p.Login(rid=4, username="ali", password="pw"))
+    assert isinstance(reply, p.SessionStarted)
+    assert [type(e) for e in outcome.publications] == [p.PresenceChanged]
+
+
+def test_resume_tokens_expire_when_unused(tmp_path: Path) -> None:
+    d = directory(tmp_path / "chat.db")
+    signup(d, "ali")
+    started, _ = ask(d, b"a", p.Login(rid=2, username="ali", password="pw"), now=1000.0)
+    later = 1000.0 + d.session_ttl - 1
+    resumed, _ = ask(d, b"b", p.Resume(rid=3, token=started.token), now=later)
+    assert isinstance(resumed, p.SessionStarted)  # used: its life starts again
+    assert d.forget_old_tokens(later + d.session_ttl / 2) == 0
+    assert d.forget_old_tokens(later + d.session_ttl + 1) == 1
+    gone, _ = ask(d, b"c", p.Resume(rid=4, token=started.token), now=later + d.session_ttl + 2)
+    assert isinstance(gone, p.Failure) and gone.code == "session_expired"
+
+
+def test_a_refused_request_carries_its_rid_when_it_has_one(tmp_path: Path) -> None:
+    d = directory(tmp_path / "chat.db")
+    frames = [msgpack.packb({"t": "Login", "rid": 77, "username": 5, "password": "x"})]
+    outcome = d.handle_batch([(b"peer", frames)], 0.0)
+    ((_, reply),) = outcome.replies
+    assert isinstance(reply, p.Failure) and (reply.code, reply.rid) == ("bad_request", 77)
