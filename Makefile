@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 URL ?= tcp://127.0.0.1:5555
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint screenshots clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,9 +21,12 @@ test: $(VENV)/.installed lint  ## the whole suite
 	$(PY) -m pytest
 
 lint: $(VENV)/.installed
-	$(PY) -m ruff check libimchat tests examples
-	$(PY) -m ruff format --check libimchat tests examples
+	$(PY) -m ruff check libimchat apps tests examples
+	$(PY) -m ruff format --check libimchat apps tests examples
 	$(PY) -m mypy
+
+screenshots: $(VENV)/.installed  ## render the GUI's windows under Xvfb into docs/img/
+	$(PY) -m imchat_gui.screenshots docs/img
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,21 +1,41 @@
-"""``imchat``: run a libimchat server from the command line.
+"""``imchat``: the command line of libimchat.
 
-``imchat serve`` keeps its database in the per-user data dir unless given
-``--data-dir``, and prints the URL clients connect to.
+``imchat serve`` runs a server (this module). The front ends add their own
+commands, installed with the extras: ``imchat chat``, ``send``, ``history``,
+``users`` and ``rooms`` (``libimchat[cli]``, package ``imchat_cli``) and
+``imchat gui`` (``libimchat[gui]``, package ``imchat_gui``). Each front end has
+a ``main(argv) -> int``.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import signal
 import sys
 
 from .server import Server, default_data_dir
 
+FRONT_ENDS = {
+    "chat": ("imchat_cli", "cli"),
+    "send": ("imchat_cli", "cli"),
+    "history": ("imchat_cli", "cli"),
+    "users": ("imchat_cli", "cli"),
+    "rooms": ("imchat_cli", "cli"),
+    "gui": ("imchat_gui", "gui"),
+}
+
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="imchat", description="libimchat chat server")
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in FRONT_ENDS:
+        return _front_end(argv)
+    parser = argparse.ArgumentParser(
+        prog="imchat",
+        description="libimchat chat server and clients",
+        epilog="client commands: " + ", ".join(FRONT_ENDS),
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run a chat server")
     serve.add_argument("--data-dir", default=None, help=f"default: {default_data_dir()}")
@@ -31,6 +51,20 @@ def main(argv: list[str] | None = None) -> int:
     print(f"libimchat server at {server.url}  (data in {server.data_dir})", flush=True)
     server.serve_forever()
     return 0
+
+
+def _front_end(argv: list[str]) -> int:
+    package, extra = FRONT_ENDS[argv[0]]
+    try:
+        module = importlib.import_module(package)
+    except ImportError as exc:
+        print(
+            f"imchat {argv[0]} needs the {extra} front end: pip install 'libimchat[{extra}]'"
+            f" ({exc})",
+            file=sys.stderr,
+        )
+        return 2
+    return int(module.main(argv))
 
 
 if __name__ == "__main__":
