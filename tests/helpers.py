@@ -32,6 +32,14 @@ def signup(client: Client, username: str | None = None, password: str = "pw") ->
     return username
 
 
+def logged_in(url: str, username: str, timeout: float = 5.0) -> Client:
+    """A client of a new user, signed up and logged in (password "pw")."""
+    client = Client(url, timeout=timeout)
+    signup(client, username)
+    client.login(username, "pw")
+    return client
+
+
 def wait_for(client: Client, match: Callable[[Event], bool], timeout: float = 5.0) -> Event:
     """The first event that matches, skipping others; fails the test after ``timeout``."""
     deadline = time.monotonic() + timeout

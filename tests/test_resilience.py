@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from libimchat import ChatError, Client, Server
-from tests.helpers import HEARTBEAT, LIVENESS, drain, signup, wait_for
+from libimchat import ChatError, Server
+from tests.helpers import HEARTBEAT, LIVENESS, drain, logged_in, signup, wait_for
 
 
 def free_port() -> int:
@@ -78,11 +78,7 @@ def _server(data_dir: Path, port: int, pub_port: int) -> Server:
 def test_a_restarted_server_keeps_everything_and_clients_go_on(tmp_path: Path) -> None:
     port, pub_port = free_port(), free_port()
     server = _server(tmp_path, port, pub_port)
-    with Client(server.url, timeout=5) as ali, Client(server.url, timeout=5) as sam:
-        signup(ali, "ali")
-        signup(sam, "sam")
-        ali.login("ali", "pw")
-        sam.login("sam", "pw")
+    with logged_in(server.url, "ali", 5) as ali, logged_in(server.url, "sam", 5) as sam:
         ali.create_room("Room1")
         sam.join("Room1")
         before = ali.send("sam", "before the restart")
@@ -107,11 +103,7 @@ def test_a_restarted_server_keeps_everything_and_clients_go_on(tmp_path: Path) -
 def test_blocks_survive_a_restart(tmp_path: Path) -> None:
     port, pub_port = free_port(), free_port()
     server = _server(tmp_path, port, pub_port)
-    with Client(server.url, timeout=5) as ali, Client(server.url, timeout=5) as sam:
-        signup(ali, "ali")
-        signup(sam, "sam")
-        ali.login("ali", "pw")
-        sam.login("sam", "pw")
+    with logged_in(server.url, "ali", 5) as ali, logged_in(server.url, "sam", 5) as sam:
         ali.block("sam")
         server.stop()
         server = _server(tmp_path, port, pub_port)
@@ -128,11 +120,7 @@ def test_messages_sent_while_the_server_is_down_arrive_after_it_returns(tmp_path
     port, pub_port = free_port(), free_port()
     server = _server(tmp_path, port, pub_port)
     restarted: list[Server] = []
-    with Client(server.url, timeout=10) as ali, Client(server.url, timeout=10) as sam:
-        signup(ali, "ali")
-        signup(sam, "sam")
-        ali.login("ali", "pw")
-        sam.login("sam", "pw")
+    with logged_in(server.url, "ali", 10) as ali, logged_in(server.url, "sam", 10) as sam:
         server.stop()
         # sam notices the silence, then the server comes back while ali's send waits
         wait_for(sam, lambda e: e.kind == "connection" and e.online is False)
@@ -178,11 +166,7 @@ def test_kill_9_loses_no_acknowledged_message(server_process) -> None:
     try:
         stdout = processes[0].stdout
         assert stdout is not None and b"libimchat server at" in stdout.readline()
-        with Client(url, timeout=15) as ali, Client(url, timeout=15) as sam:
-            signup(ali, "ali")
-            signup(sam, "sam")
-            ali.login("ali", "pw")
-            sam.login("sam", "pw")
+        with logged_in(url, "ali", 15) as ali, logged_in(url, "sam", 15) as sam:
             killer = threading.Thread(target=kill_and_restart)
             killer.start()
             for i in range(300):
