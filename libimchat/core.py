@@ -173,6 +173,10 @@ class ClientCore:
             return self._direct_message(msg.message)
         if isinstance(msg, p.Invited):
             return [Emit(Event(kind="invite", room=msg.room, sender=msg.sender))]
+        if isinstance(msg, p.AccountState) and self.user is not None:
+            # another client of ours changed our blocks or rooms
+            self.blocked = {name_key(name) for name in msg.blocked}
+            return self._follow_rooms(msg.rooms)
         return []  # an answer nobody waits for any more
 
     def published(self, frames: list[bytes]) -> list[Action]:
@@ -236,19 +240,25 @@ class ClientCore:
             actions.append(Subscribe(p.GLOBAL_TOPIC))
             actions += [Subscribe(p.room_topic(room)) for room in self.rooms]
         else:
-            marks = {name_key(mark.room): mark.seq for mark in reply.rooms}
-            for room in set(self.rooms) - set(marks):
-                del self.rooms[room]
-                actions.append(Unsubscribe(p.room_topic(room)))
-            for room, seq in marks.items():
-                if room not in self.rooms:
-                    self.rooms[room] = _Sequence(last=seq)
-                    actions.append(Subscribe(p.room_topic(room)))
+            actions += self._follow_rooms(reply.rooms)
         actions += self._catch_up(reply.inbox_head, reply.rooms, reply.events_seq)
         if not self.connected:
             self.connected = True
             if resumed:
                 actions.append(Emit(Event(kind="connection", online=True)))
+        return actions
+
+    def _follow_rooms(self, marks: tuple[p.RoomMark, ...]) -> list[Action]:
+        """Follow exactly these rooms: a new one from its mark on; go on with the others."""
+        actions: list[Action] = []
+        seqs = {name_key(mark.room): mark.seq for mark in marks}
+        for room in set(self.rooms) - set(seqs):
+            del self.rooms[room]
+            actions.append(Unsubscribe(p.room_topic(room)))
+        for room, seq in seqs.items():
+            if room not in self.rooms:
+                self.rooms[room] = _Sequence(last=seq)
+                actions.append(Subscribe(p.room_topic(room)))
         return actions
 
     def _joined(self, room: str, last_seq: int) -> list[Action]:

@@ -518,6 +518,7 @@ class Directory:
         self.store.add_block(account.id, other.id, now)
         account.blocked.add(other.id)
         out.replies.append((peer, p.Done(rid=req.rid)))
+        self._sync_other_clients(account, peer, out)
 
     def _unblock(self, peer: bytes, req: p.Unblock, now: float, out: Outcome) -> None:
         account = self.accounts[self._session(peer).user_id]
@@ -525,6 +526,7 @@ class Directory:
         self.store.remove_block(account.id, other.id)
         account.blocked.discard(other.id)
         out.replies.append((peer, p.Done(rid=req.rid)))
+        self._sync_other_clients(account, peer, out)
 
     def _list_blocked(self, peer: bytes, req: p.ListBlocked, now: float, out: Outcome) -> None:
         account = self.accounts[self._session(peer).user_id]
@@ -532,6 +534,14 @@ class Directory:
 
     def _blocked_names(self, account: _Account) -> tuple[str, ...]:
         return tuple(sorted((self.accounts[b].username for b in account.blocked), key=v.name_key))
+
+    def _sync_other_clients(self, account: _Account, peer: bytes, out: Outcome) -> None:
+        """Tell the account's other clients its blocks and rooms, after one of them changed them."""
+        state = p.AccountState(
+            blocked=self._blocked_names(account), rooms=self._room_marks(account)
+        )
+        for target in self.online.get(account.id, set()) - {peer}:
+            out.replies.append((target, state))
 
     # --- messages
 
@@ -741,6 +751,7 @@ class Directory:
             p.RoomCreated(seq=self.events_seq + 1, room=name, created_by=creator.username), out
         )
         out.replies.append((peer, p.RoomReply(rid=req.rid, room=self._room(room, creator))))
+        self._sync_other_clients(creator, peer, out)
 
     def _list_rooms(self, peer: bytes, req: p.ListRooms, now: float, out: Outcome) -> None:
         me = self.accounts[self._session(peer).user_id]
@@ -752,20 +763,26 @@ class Directory:
     def _join(self, peer: bytes, req: p.Join, now: float, out: Outcome) -> None:
         me = self.accounts[self._session(peer).user_id]
         room = self._room_named(req.room)
-        if me.id not in room.members:
+        joining = me.id not in room.members
+        if joining:
             self.store.add_member(room.id, me.id, now)
             room.members.add(me.id)
             me.rooms.add(room.id)
         out.replies.append((peer, p.RoomReply(rid=req.rid, room=self._room(room, me))))
+        if joining:
+            self._sync_other_clients(me, peer, out)
 
     def _leave(self, peer: bytes, req: p.Leave, now: float, out: Outcome) -> None:
         me = self.accounts[self._session(peer).user_id]
         room = self._room_named(req.room)
-        if me.id in room.members:
+        leaving = me.id in room.members
+        if leaving:
             self.store.remove_member(room.id, me.id)
             room.members.discard(me.id)
             me.rooms.discard(room.id)
         out.replies.append((peer, p.Done(rid=req.rid)))
+        if leaving:
+            self._sync_other_clients(me, peer, out)
 
     def _invite(self, peer: bytes, req: p.Invite, now: float, out: Outcome) -> None:
         me = self.accounts[self._session(peer).user_id]

@@ -326,6 +326,14 @@ class Invited:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class AccountState:
+    """Your blocks and rooms changed on another of your clients: here they are now."""
+
+    blocked: tuple[str, ...]
+    rooms: tuple[RoomMark, ...]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class RoomPost:
     """A room message, published on the room's topic."""
 
@@ -353,7 +361,7 @@ class RoomCreated:
     created_by: str
 
 
-Push = Union[Delivery, Invited, RoomPost, PresenceChanged, Renamed, RoomCreated]
+Push = Union[Delivery, Invited, AccountState, RoomPost, PresenceChanged, Renamed, RoomCreated]
 ServerEvent = Union[PresenceChanged, Renamed, RoomCreated]
 Publication = Union[RoomPost, ServerEvent]
 ProtocolMessage = Union[Request, Reply, Push]

@@ -239,3 +239,24 @@ def test_rename_returns_the_account_and_a_no_op_rename_announces_nothing(user) -
     assert wait_for(sam, lambda e: e.kind == "rename").new == "ALI2"
     assert ali.rename("ALI2").username == "ALI2"
     assert [e for e in drain(sam) if e.kind == "rename"] == []
+
+
+def test_a_users_clients_share_blocks_and_rooms(user, connect) -> None:
+    ali1 = user("ali")
+    ali2 = connect()
+    ali2.login("ali", "pw")
+    sam = user("sam")
+    sam.create_room("Room1")
+    ali1.block("sam")
+    ali2.unblock("sam")  # the last word wins on every client of ali
+    sent = sam.send("ali", "hello both")
+    for client in (ali1, ali2):
+        assert wait_for(client, lambda e: e.kind == "message").message == sent
+    ali2.join("Room1")
+    posted = sam.send_room("Room1", "room hello")
+    for client in (ali1, ali2):
+        assert wait_for(client, lambda e: e.kind == "room_message").message == posted
+    ali1.block("sam")
+    sam.send_room("Room1", "hidden from ali")
+    for client in (ali1, ali2):
+        assert [e for e in drain(client) if e.kind == "room_message"] == []
