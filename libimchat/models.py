@@ -77,7 +77,10 @@ class Event:
     - ``"room_created"``: ``room`` exists now.
     - ``"invite"``: ``sender`` invites you to ``room``.
     - ``"connection"``: this client lost (``online=False``) or regained
-      (``online=True``) its session with the server.
+      (``online=True``) its session with the server. If the server no longer
+      knows the session (its token expired or was revoked), the client is
+      logged out (``client.user`` is ``None``) and no ``online=True`` follows:
+      log in again.
     """
 
     kind: EventKind
