@@ -320,7 +320,7 @@ class ClientCore:
             ]
             self.pending.clear()
             return refused
-        if isinstance(request, p.Resume):
+        if isinstance(request, p.Resume) and failure.code == "session_expired":
             # the server no longer knows the token: the application must log in again
             actions: list[Action] = self._logged_out()
             self.connected = False

@@ -113,8 +113,9 @@ class Directory:
         # that missed a publication (see protocol.Events)
         self.recent_events: deque[p.ServerEvent] = deque(maxlen=RECENT_EVENTS)
         self.sessions: dict[bytes, _Session] = {}
-        # sessions started in the batch being handled (forgotten if it fails)
-        self._new_sessions: set[bytes] = set()
+        # sessions started (peer) and ended (session) in the batch being handled,
+        # in order, so that a failed request or batch can undo them
+        self._journal: list[bytes | _Session] = []
         self._load()
         self._handlers: dict[type, Callable[[bytes, Any, float, Outcome], None]] = {
             p.Hello: self._hello,
@@ -199,7 +200,7 @@ class Directory:
         """
         outcome = Outcome()
         rids: list[tuple[bytes, int]] = []
-        self._new_sessions = set()
+        self._journal.clear()
         checkpoint = self._checkpoint()
         try:
             with self.store.batch():
@@ -218,15 +219,18 @@ class Directory:
             return failed
         return outcome
 
-    def _checkpoint(self) -> tuple[int, set[bytes]]:
-        return self.events_seq, set(self._new_sessions)
+    def _checkpoint(self) -> tuple[int, int]:
+        return self.events_seq, len(self._journal)
 
-    def _recover(self, checkpoint: tuple[int, set[bytes]]) -> None:
-        """Forget what was done in memory since the checkpoint, after its writes were undone."""
-        events_seq, sessions_before = checkpoint
-        for peer in self._new_sessions - sessions_before:
-            self.sessions.pop(peer, None)
-        self._new_sessions = sessions_before
+    def _recover(self, checkpoint: tuple[int, int]) -> None:
+        """Undo in memory what was done since the checkpoint, after its writes were rolled back."""
+        events_seq, journal_length = checkpoint
+        while len(self._journal) > journal_length:
+            entry = self._journal.pop()
+            if isinstance(entry, _Session):
+                self.sessions[entry.peer] = entry  # ended: it goes on
+            else:
+                self.sessions.pop(entry, None)  # started: it never was
         while self.recent_events and self.recent_events[-1].seq > events_seq:
             self.recent_events.pop()
         self.events_seq = events_seq
@@ -235,13 +239,25 @@ class Directory:
     def expire(self, now: float) -> Outcome:
         """End the sessions that have been silent for longer than the liveness."""
         outcome = Outcome()
-        for session in [s for s in self.sessions.values() if now - s.last_seen > self.liveness]:
-            self._end_session(session, outcome)
+        silent = [s for s in self.sessions.values() if now - s.last_seen > self.liveness]
+        if silent:
+            with self.store.batch():
+                for session in silent:
+                    # the client may come back with its token: its life starts now
+                    self.store.touch_session(session.token_hash, now)
+            for session in silent:
+                self._end_session(session, outcome)
+            self._journal.clear()
         return outcome
 
     def forget_old_tokens(self, now: float) -> int:
-        """Delete resume tokens unused for longer than the session TTL; returns how many."""
+        """Delete resume tokens unused for longer than the session TTL; returns how many.
+
+        A token whose session is live counts as in use.
+        """
         with self.store.batch():
+            for session in self.sessions.values():
+                self.store.touch_session(session.token_hash, now)
             return self.store.drop_sessions_unused_since(now - self.session_ttl)
 
     # --- dispatch
@@ -399,7 +415,7 @@ class Directory:
         self.sessions[peer] = _Session(
             peer=peer, user_id=account.id, token_hash=token_hash, last_seen=now
         )
-        self._new_sessions.add(peer)
+        self._journal.append(peer)
         peers = self.online.setdefault(account.id, set())
         peers.add(peer)
         out.replies.append(
@@ -423,6 +439,7 @@ class Directory:
 
     def _end_session(self, session: _Session, out: Outcome) -> None:
         del self.sessions[session.peer]
+        self._journal.append(session)
         peers = self.online.get(session.user_id, set())
         peers.discard(session.peer)
         if not peers:

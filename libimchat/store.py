@@ -253,6 +253,9 @@ class Store:
         self.db.execute("UPDATE sessions SET last_used = ? WHERE token_hash = ?", [now, token_hash])
         return int(row[0])
 
+    def touch_session(self, token_hash: str, now: float) -> None:
+        self.db.execute("UPDATE sessions SET last_used = ? WHERE token_hash = ?", [now, token_hash])
+
     def drop_sessions_unused_since(self, moment: float) -> int:
         cursor = self.db.execute("DELETE FROM sessions WHERE last_used < ?", [moment])
         return cursor.rowcount

@@ -58,11 +58,14 @@ def test_resume_tokens_expire_when_unused(tmp_path: Path) -> None:
     signup(d, "ali")
     started, _ = ask(d, b"a", p.Login(rid=2, username="ali", password="pw"), now=1000.0)
     later = 1000.0 + d.session_ttl - 1
-    resumed, _ = ask(d, b"b", p.Resume(rid=3, token=started.token), now=later)
-    assert isinstance(resumed, p.SessionStarted)  # used: its life starts again
-    assert d.forget_old_tokens(later + d.session_ttl / 2) == 0
-    assert d.forget_old_tokens(later + d.session_ttl + 1) == 1
-    gone, _ = ask(d, b"c", p.Resume(rid=4, token=started.token), now=later + d.session_ttl + 2)
+    d.expire(later)  # the client went silent long ago; its token lives on from now
+    resumed, _ = ask(d, b"b", p.Resume(rid=3, token=started.token), now=later + 1)
+    assert isinstance(resumed, p.SessionStarted)
+    gone_at = later + 10  # the resumed client goes silent too
+    d.expire(gone_at)
+    assert d.forget_old_tokens(gone_at + d.session_ttl / 2) == 0
+    assert d.forget_old_tokens(gone_at + d.session_ttl + 1) == 1
+    gone, _ = ask(d, b"c", p.Resume(rid=4, token=started.token), now=gone_at + d.session_ttl + 2)
     assert isinstance(gone, p.Failure) and gone.code == "session_expired"
 
 
@@ -72,3 +75,29 @@ def test_a_refused_request_carries_its_rid_when_it_has_one(tmp_path: Path) -> No
     outcome = d.handle_batch([(b"peer", frames)], 0.0)
     ((_, reply),) = outcome.replies
     assert isinstance(reply, p.Failure) and (reply.code, reply.rid) == ("bad_request", 77)
+
+
+def test_a_logout_whose_write_fails_keeps_the_session(tmp_path: Path) -> None:
+    d = directory(tmp_path / "chat.db")
+    signup(d, "ali")
+    ask(d, b"peer", p.Login(rid=2, username="ali", password="pw"))
+    blocker = sqlite3.connect(tmp_path / "chat.db")
+    blocker.execute("BEGIN IMMEDIATE")
+    d.store.db.execute("PRAGMA busy_timeout=0")
+    reply, outcome = ask(d, b"peer", p.Logout(rid=3))
+    assert isinstance(reply, p.Failure) and reply.code == "internal"
+    assert outcome.publications == []  # nobody is told ali left
+    blocker.rollback()
+    reply, _ = ask(d, b"peer", p.ListUsers(rid=4))
+    assert isinstance(reply, p.UserList) and [u.online for u in reply.users] == [True]
+
+
+def test_a_live_session_keeps_its_token_past_the_ttl(tmp_path: Path) -> None:
+    d = directory(tmp_path / "chat.db")
+    signup(d, "ali")
+    started, _ = ask(d, b"a", p.Login(rid=2, username="ali", password="pw"), now=1000.0)
+    much_later = 1000.0 + 2 * d.session_ttl
+    assert d.forget_old_tokens(much_later) == 0
+    d.expire(much_later + 10)  # the connection goes silent: the session ends
+    resumed, _ = ask(d, b"b", p.Resume(rid=3, token=started.token), now=much_later + 20)
+    assert isinstance(resumed, p.SessionStarted)
