@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 URL ?= tcp://127.0.0.1:5555
 
-.PHONY: run test lint screenshots clean
+.PHONY: run test lint bench screenshots clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,9 +21,14 @@ test: $(VENV)/.installed lint  ## the whole suite
 	$(PY) -m pytest
 
 lint: $(VENV)/.installed
-	$(PY) -m ruff check libimchat apps tests examples
-	$(PY) -m ruff format --check libimchat apps tests examples
+	$(PY) -m ruff check libimchat apps tests examples bench
+	$(PY) -m ruff format --check libimchat apps tests examples bench
 	$(PY) -m mypy
+
+bench: $(VENV)/.installed  ## benchmarks into docs/BENCH.md (QUICK=1: < 2 min; PEERS=1: also InspIRCd)
+	$(PY) -m pip install --quiet -e '.[bench]'
+	$(if $(PEERS),command -v inspircd >/dev/null || apt-get install -y -qq inspircd;)
+	$(PY) -m bench $(if $(QUICK),--quick) $(if $(PEERS),--peers)
 
 screenshots: $(VENV)/.installed  ## render the GUI's windows under Xvfb into docs/img/
 	$(PY) -m imchat_gui.screenshots docs/img

@@ -429,15 +429,27 @@ _Convert = Callable[[Any, str], Any]
 
 
 def _to_wire(record: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {"t": type(record).__name__} if type(record).__name__ in _BY_NAME else {}
-    for field in dataclasses.fields(record):
-        value = getattr(record, field.name)
-        if dataclasses.is_dataclass(value):
+    shape = _SHAPES.get(type(record)) or _shape(type(record))
+    tag, names = shape
+    out: dict[str, Any] = {"t": tag} if tag else {}
+    for name in names:
+        value = getattr(record, name)
+        if hasattr(value, "__dataclass_fields__"):
             value = _to_wire(value)
-        elif isinstance(value, tuple):
-            value = [_to_wire(v) if dataclasses.is_dataclass(v) else v for v in value]
-        out[field.name] = value
+        elif type(value) is tuple:
+            value = [_to_wire(v) if hasattr(v, "__dataclass_fields__") else v for v in value]
+        out[name] = value
     return out
+
+
+# per record type: its "t" (None for nested records such as User) and field names
+_SHAPES: dict[type, tuple[str | None, tuple[str, ...]]] = {}
+
+
+def _shape(cls: type) -> tuple[str | None, tuple[str, ...]]:
+    tag = cls.__name__ if cls.__name__ in _BY_NAME else None
+    _SHAPES[cls] = (tag, tuple(field.name for field in dataclasses.fields(cls)))
+    return _SHAPES[cls]
 
 
 def _from_wire(cls: type, data: Any) -> Any:

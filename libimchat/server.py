@@ -30,6 +30,7 @@ BATCH = 512
 MAX_FRAME = 1 << 20
 DATABASE = "imchat.db"
 TOKEN_CLEANUP_INTERVAL = 3600.0
+BACKLOG = 4096
 
 
 def default_data_dir() -> Path:
@@ -157,6 +158,8 @@ class Server:
             for sock in (router, publisher):
                 sock.setsockopt(zmq.LINGER, 0)
                 sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME)
+                # libzmq's accept queue holds 100; a reconnect storm overflows it
+                sock.setsockopt(zmq.BACKLOG, BACKLOG)
             router.setsockopt(zmq.ROUTER_MANDATORY, 1)
             self.port = self._bind(router, self._requested[0])
             self.pub_port = self._bind(publisher, self._requested[1])

@@ -1,0 +1,268 @@
+"""Scenario 3: many logged-in, idle clients; then the server restarts under them.
+
+Each client holds a DEALER (logged in with ``Resume``, pinging at the
+server's heartbeat interval as the real client does) and a SUB (on a quiet
+room topic: see QUIET_TOPIC): two connections on the server. Measured:
+the time for all to log in, the server's RSS per client, its CPU while they
+idle, and, after a restart of the server on the same ports, the time until
+every client has its session back (a client learns on its next heartbeat that
+the new server does not know it and resumes, as libimchat's client does).
+The relay gets the same clients, heartbeats and restart; its "session back" is
+the first answer after the restart. The open-files limit (20,000 a process)
+bounds N: 9,000 clients are 18,000 connections on the server.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import time
+from typing import Any
+
+import zmq
+
+from libimchat.protocol import room_topic
+
+from .measure import CpuWindow, rss_bytes, wait_until
+from .plan import Plan
+from .procs import LoadGroup, report_errors, split
+from .report import record
+from .servers import launch
+from .wire import ACK, DRAIN, FAILURE, LOGGED_IN, WIRES, subscribe
+
+HEARTBEAT = 1.0  # the server's default
+# Real clients also subscribe to presence (GLOBAL_TOPIC), and then N logins publish N
+# presence events to up to N subscribers: 40 million deliveries for 9,000 clients, which no
+# load process here can read (tried: 2,328 of 9,000 logged in after 120 s). So the SUBs hold
+# their connection on a room topic nobody posts to.
+QUIET_TOPIC = room_topic("bench idle room")
+CLIENTS_PER_PROCESS = 2000  # each costs the load process 4 descriptors (2 sockets + mailboxes)
+
+
+class Crowd:
+    """A load process's idle clients and their heartbeats."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.wire = WIRES[spec["wire"]]()
+        self.ctx: zmq.Context[Any] = zmq.Context()
+        self.ctx.set(zmq.MAX_SOCKETS, 16384)  # the default is 1,023 sockets
+        self.spec = spec
+        self.sims = [self.wire.open(self.ctx, spec["url"], i) for i in spec["users"]]
+        self.owner = {sim.dealer: sim for sim in self.sims}
+        self.poller = zmq.Poller()
+        for sim in self.sims:
+            subscribe(self.ctx, sim, spec["pub_url"], [spec["topic"]])
+            self.poller.register(sim.dealer, zmq.POLLIN)
+            self.poller.register(sim.sub, zmq.POLLIN)
+            self.owner[sim.sub] = sim
+        self.due: collections.deque[tuple[float, Any]] = collections.deque()
+        self.scheduled: set[Any] = set()  # sims with a heartbeat in ``due``
+        self.back_at: dict[Any, float] = {}  # when a client got its session back after a restart
+        self.restarted_at: float | None = None
+        self.published = self.pongs = self.relogins = 0
+
+    def close(self) -> None:
+        for sim in self.sims:
+            sim.dealer.close(0)
+            if sim.sub is not None:
+                sim.sub.close(0)
+        self.ctx.term()
+
+    def log_in(self, sim: Any) -> None:
+        sim.logged_in = False
+        sim.dealer.send_multipart(self.wire.login(sim))
+
+    def live(
+        self, until: float, *, stop_when_all_in: bool = False, orders: Any = None
+    ) -> float | None:
+        """Heartbeat and read until ``until``; returns when the last login finished, if all did.
+
+        Args:
+            until: the end (monotonic time).
+            stop_when_all_in: end as soon as every client is logged in.
+            orders: the orchestrator's pipe during a restart: it sends
+                ``("restarted", when)``, and the phase ends once every client is back.
+        """
+        last_in = None
+        while (now := time.monotonic()) < until:
+            if orders is not None and self.restarted_at is None and orders.poll():
+                self.restarted_at = orders.recv()[1]
+            while self.due and self.due[0][0] <= now:
+                _, sim = self.due.popleft()
+                sim.dealer.send_multipart(self.wire.ping(sim))
+                self.due.append((now + HEARTBEAT, sim))
+            for sock, _ in self.poller.poll(10):
+                sim = self.owner[sock]
+                if sock is sim.sub:
+                    for _ in range(DRAIN):
+                        try:
+                            sock.recv_multipart(zmq.NOBLOCK)
+                        except zmq.Again:
+                            break
+                        self.published += 1
+                    continue
+                for _ in range(DRAIN):
+                    try:
+                        frames = sock.recv_multipart(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    self._answer(sim, self.wire.read(frames))
+            if stop_when_all_in and all(sim.logged_in for sim in self.sims):
+                last_in = time.monotonic()
+                break
+            if orders is not None and len(self.back_at) == len(self.sims):
+                break
+        return last_in
+
+    def _answer(self, sim: Any, reply: tuple[str, Any]) -> None:
+        kind, _ = reply
+        now = time.monotonic()
+        # back after the restart: ours once it has resumed; the relay (no sessions) at any answer
+        restarted = self.restarted_at is not None and now >= self.restarted_at
+        if (
+            restarted
+            and sim not in self.back_at
+            and (kind == LOGGED_IN or self.wire.name == "relay")
+        ):
+            self.back_at[sim] = now
+        if kind == LOGGED_IN or (kind == ACK and not sim.logged_in):
+            if sim not in self.scheduled:
+                self.scheduled.add(sim)
+                self.due.append((now + HEARTBEAT, sim))
+            sim.logged_in = True
+        elif kind == ACK:
+            self.pongs += 1
+        elif kind == FAILURE and sim.logged_in:  # the server forgot us: resume
+            self.relogins += 1
+            self.log_in(sim)
+
+
+@report_errors
+def load(conn: Any, spec: dict[str, Any]) -> None:
+    crowd = Crowd(spec)
+    try:
+        conn.send(("ready", None))
+        while True:
+            order = conn.recv()
+            if order[0] == "stop":
+                return
+            if order[0] == "connect":
+                for sim in crowd.sims:
+                    crowd.log_in(sim)
+                last_in = crowd.live(order[1], stop_when_all_in=True)
+                conn.send(("connected", last_in, sum(s.logged_in for s in crowd.sims)))
+            elif order[0] == "idle":
+                crowd.back_at.clear()
+                crowd.restarted_at = None
+                crowd.live(order[1], orders=conn if order[2] else None)
+                missing = sum(not s.logged_in for s in crowd.sims)
+                conn.send(
+                    (
+                        "idled",
+                        {
+                            "back_at": sorted(crowd.back_at.values()),
+                            "not_logged_in": missing,
+                            "published": crowd.published,
+                            "pongs": crowd.pongs,
+                            "relogins": crowd.relogins,
+                        },
+                    )
+                )
+    finally:
+        crowd.close()
+
+
+def _side(plan: Plan, side: str, clients: int, topic: bytes = QUIET_TOPIC) -> dict[str, Any]:
+    server = launch(
+        side, plan.fresh_dir(f"connections-{side}"), users=clients, heartbeat_interval=HEARTBEAT
+    )
+    processes = max(plan.load_processes, math.ceil(clients / CLIENTS_PER_PROCESS))
+    specs = [
+        {
+            "wire": side,
+            "url": server.url,
+            "pub_url": f"tcp://127.0.0.1:{server.pub_port}",
+            "users": users,
+            "topic": topic,
+        }
+        for users in split(range(clients), processes)
+    ]
+    try:
+        with LoadGroup(load, specs, f"connections-{side}") as group:
+            group.gather(120.0, expect="ready")
+            time.sleep(0.5)
+            rss_before = rss_bytes(server.pid)
+            began = time.monotonic()
+            group.send_all(("connect", began + 120.0))
+            connected = group.gather(130.0, expect="connected")
+            if any(c[1] is None for c in connected):
+                raise RuntimeError(
+                    f"only {sum(c[2] for c in connected)} of {clients} clients logged in in 120 s"
+                )
+            login_s = max(c[1] for c in connected) - began
+            # idle: every client heartbeats; measure the server's CPU and memory
+            settle = time.monotonic() + 1.0
+            idle_end = settle + plan.measure
+            group.send_all(("idle", idle_end, False))
+            wait_until(settle)
+            cpu = CpuWindow({"server": [server.pid], "load": group.pids})
+            cpu.start()
+            wait_until(idle_end)
+            idle_cpu = cpu.stop()
+            rss_after = rss_bytes(server.pid)
+            idled = group.gather(30.0, expect="idled")
+            # restart under the clients
+            storm_end = time.monotonic() + 30.0
+            group.send_all(("idle", storm_end, True))
+            port, pub_port = server.port, server.pub_port
+            server.stop()
+            server.start(port, pub_port)
+            ready_at = time.monotonic()
+            group.send_all(("restarted", ready_at))
+            stormed = [s[1] for s in group.gather(60.0, expect="idled")]
+    finally:
+        server.stop()
+    back = [t for s in stormed for t in s["back_at"]]
+    missing = sum(s["not_logged_in"] for s in stormed)
+    figures = {
+        "login_all_s": round(login_s, 2),
+        "rss_kib_per_client": round((rss_after - rss_before) / clients / 1024, 1),
+        "idle_server_cores": idle_cpu["server"],
+        "resumed_all_s": round(max(back) - ready_at, 2) if back and not missing else None,
+        "cpu": idle_cpu,
+        "rss_mib": round(rss_after / 2**20, 1),
+        "not_back_after_restart": missing,
+        "clients_back": len(back),
+        "publications_read": sum(s["published"] for s in stormed),
+        "heartbeats_answered_idle": sum(i[1]["pongs"] for i in idled),
+    }
+    print(
+        f"    {side:6}: logged in {figures['login_all_s']} s, "
+        f"{figures['rss_kib_per_client']} KiB/client, idle {figures['idle_server_cores']} "
+        f"cores, back after restart {figures['resumed_all_s']} s ({missing} missing)",
+        flush=True,
+    )
+    return figures
+
+
+def run(plan: Plan) -> None:
+    for clients in plan.pick([1000], [1000, 5000, 9000]):
+        print(f"  idle connections: {clients} clients (DEALER + SUB each)", flush=True)
+        figures = {}
+        for side in ("ours", "relay"):
+            try:
+                figures[side] = _side(plan, side, clients)
+            except Exception as exc:  # near the open-files limit: say so, go on to the next side
+                plan.note(f"connections, {clients} clients, {side}: {type(exc).__name__}: {exc}")
+        record(
+            plan,
+            "connections",
+            {"clients": clients, "heartbeat_s": HEARTBEAT},
+            figures,
+            metrics={
+                "login_all_s": "s",
+                "rss_kib_per_client": "KiB/client",
+                "idle_server_cores": "cores",
+                "resumed_all_s": "s",
+            },
+        )
