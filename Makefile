@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 URL ?= tcp://127.0.0.1:5555
 
-.PHONY: run test lint bench screenshots clean
+.PHONY: run demo test lint bench screenshots clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,7 +12,13 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
-run: $(VENV)/.installed  ## start the server on the per-user default data dir, then a demo client
+run: $(VENV)/.installed  ## a server on the per-user data dir, then the GUI (or, with no display, the CLI)
+	$(PY) -m libimchat serve --port 5555 & server=$$!; \
+	trap 'kill $$server 2>/dev/null' EXIT INT TERM; \
+	if [ -n "$$DISPLAY" ]; then $(VENV)/bin/imchat gui --url $(URL); \
+	else $(VENV)/bin/imchat chat --url $(URL); fi
+
+demo: $(VENV)/.installed  ## a server, and a scripted tour of the library in it
 	$(PY) -m libimchat serve --port 5555 & server=$$!; \
 	trap 'kill $$server 2>/dev/null' EXIT INT TERM; \
 	$(PY) examples/demo.py $(URL) && wait $$server

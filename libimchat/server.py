@@ -82,6 +82,7 @@ class Server:
         self._stopping = threading.Event()
         self.port = 0
         self.pub_port = 0
+        self.failure: BaseException | None = None
 
     @property
     def url(self) -> str:
@@ -95,22 +96,22 @@ class Server:
     def start(self) -> Server:
         """Bind the sockets and serve on a background thread; returns once listening."""
         ready = threading.Event()
-        failure: list[BaseException] = []
+        self.failure = None
 
         def run() -> None:
             try:
                 self._serve(ready)
             except BaseException as exc:
-                failure.append(exc)
+                log.exception("the server stopped on an error")
+                self.failure = exc
                 ready.set()
-                raise
 
         self._stopping.clear()
         self._thread = threading.Thread(target=run, name="libimchat-server", daemon=True)
         self._thread.start()
         ready.wait()
-        if failure:
-            raise failure[0]
+        if self.failure is not None:
+            raise self.failure
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -124,6 +125,9 @@ class Server:
         """Serve until :meth:`stop` is called from another thread, or Ctrl-C.
 
         Starts the server first if :meth:`start` was not called.
+
+        Raises:
+            Exception: whatever stopped the server, if it was not asked to stop.
         """
         if self._thread is None:
             self.start()
@@ -134,6 +138,8 @@ class Server:
             pass
         finally:
             self.stop()
+        if self.failure is not None:
+            raise self.failure
 
     def __enter__(self) -> Server:
         return self.start()
@@ -213,8 +219,11 @@ class Server:
                 self._send(directory.expire(time.time()), router, publisher)
                 next_expiry = time.monotonic() + self.heartbeat_interval
             if time.monotonic() >= next_cleanup:
-                directory.forget_old_tokens(time.time())
                 next_cleanup = time.monotonic() + TOKEN_CLEANUP_INTERVAL
+                try:
+                    directory.forget_old_tokens(time.time())
+                except Exception:  # housekeeping must never stop the service
+                    log.exception("deleting expired resume tokens failed")
 
     def _send(
         self, outcome: Outcome, router: zmq.Socket[bytes], publisher: zmq.Socket[bytes]

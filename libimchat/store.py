@@ -84,9 +84,19 @@ def m001_initial(db: Database) -> None:
         CREATE TABLE sessions (
             token_hash TEXT PRIMARY KEY,
             user_id INTEGER NOT NULL REFERENCES users(id),
-            created_at REAL NOT NULL,
-            last_used REAL NOT NULL
+            created_at REAL NOT NULL
         ) WITHOUT ROWID;
+        """
+    )
+
+
+@migrations()
+def m002_session_last_used(db: Database) -> None:
+    # resume tokens expire after a time unused (Server(session_ttl=...))
+    db.executescript(
+        """
+        ALTER TABLE sessions ADD COLUMN last_used REAL NOT NULL DEFAULT 0;
+        UPDATE sessions SET last_used = created_at;
         """
     )
 
