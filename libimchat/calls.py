@@ -38,6 +38,7 @@ def signup(username: str, password: str, first_name: str, last_name: str, phone:
         first_name=first_name,
         last_name=last_name,
         phone=phone,
+        key=uuid.uuid4().hex,
     )
     return request, _nothing
 
@@ -74,7 +75,7 @@ def room_history(room: str, limit: int, before: int | None) -> Call[list[Message
 
 
 def create_room(room: str) -> Call[Room]:
-    return p.CreateRoom(rid=0, room=room), lambda r: r.room
+    return p.CreateRoom(rid=0, room=room, key=uuid.uuid4().hex), lambda r: r.room
 
 
 def rooms() -> Call[list[Room]]:

@@ -14,10 +14,11 @@ is bound to that connection, never to anything the client claims.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import secrets
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 MAX_PAGE = 500
 MAX_CLIENT_ID = 64
 RECENT_EVENTS = 4096
+ANSWERS_KEPT = 10_000
 SESSION_TTL = 30 * 24 * 3600.0
 
 
@@ -116,6 +118,10 @@ class Directory:
         # sessions started (peer) and ended (session) in the batch being handled,
         # in order, so that a failed request or batch can undo them
         self._journal: list[bytes | _Session] = []
+        # answers to keyed requests (Signup, CreateRoom), so that a request the
+        # client resends after a reconnect is not refused as a duplicate of itself
+        self._answers: OrderedDict[str, p.Reply] = OrderedDict()
+        self._batch_answers: list[tuple[str, p.Reply]] = []
         self._load()
         self._handlers: dict[type, Callable[[bytes, Any, float, Outcome], None]] = {
             p.Hello: self._hello,
@@ -201,6 +207,7 @@ class Directory:
         outcome = Outcome()
         rids: list[tuple[bytes, int]] = []
         self._journal.clear()
+        self._batch_answers.clear()
         checkpoint = self._checkpoint()
         try:
             with self.store.batch():
@@ -217,7 +224,20 @@ class Directory:
                     (peer, p.Failure(rid=rid, code="internal", message="storage failed"))
                 )
             return failed
+        for key, answer in self._batch_answers:  # committed: remember them
+            self._answers[key] = answer
+            if len(self._answers) > ANSWERS_KEPT:
+                self._answers.popitem(last=False)
         return outcome
+
+    def _answered(self, key: str, rid: int) -> p.Reply | None:
+        """The answer already given to a keyed request, with this request's rid."""
+        answer = self._answers.get(key) if key else None
+        return dataclasses.replace(answer, rid=rid) if answer is not None else None
+
+    def _remember(self, key: str, answer: p.Reply) -> None:
+        if key:
+            self._batch_answers.append((key, answer))
 
     def _checkpoint(self) -> tuple[int, int]:
         return self.events_seq, len(self._journal)
@@ -339,6 +359,9 @@ class Directory:
         out.replies.append((peer, welcome))
 
     def _signup(self, peer: bytes, req: p.Signup, now: float, out: Outcome) -> None:
+        if answer := self._answered(req.key, req.rid):
+            out.replies.append((peer, answer))
+            return
         v.require(
             first_name=req.first_name,
             last_name=req.last_name,
@@ -375,6 +398,7 @@ class Directory:
         )
         self.account_by_key[key] = user_id
         out.replies.append((peer, p.Done(rid=req.rid)))
+        self._remember(req.key, p.Done(rid=req.rid))
 
     def _login(self, peer: bytes, req: p.Login, now: float, out: Outcome) -> None:
         v.require(username=req.username, password=req.password)
@@ -752,6 +776,9 @@ class Directory:
 
     def _create_room(self, peer: bytes, req: p.CreateRoom, now: float, out: Outcome) -> None:
         creator = self.accounts[self._session(peer).user_id]
+        if answer := self._answered(req.key, req.rid):
+            out.replies.append((peer, answer))
+            return
         v.require(room=req.room)
         name = v.check_room_name(req.room)
         key = v.name_key(name)
@@ -767,7 +794,9 @@ class Directory:
         self._publish(
             p.RoomCreated(seq=self.events_seq + 1, room=name, created_by=creator.username), out
         )
-        out.replies.append((peer, p.RoomReply(rid=req.rid, room=self._room(room, creator))))
+        answer = p.RoomReply(rid=req.rid, room=self._room(room, creator))
+        out.replies.append((peer, answer))
+        self._remember(req.key, answer)
         self._sync_other_clients(creator, peer, out)
 
     def _list_rooms(self, peer: bytes, req: p.ListRooms, now: float, out: Outcome) -> None:

@@ -67,6 +67,7 @@ class Signup:
     first_name: str
     last_name: str
     phone: str
+    key: str = ""  # idempotency key: a resend with the same key gets the first answer
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -151,6 +152,7 @@ class Events:
 class CreateRoom:
     rid: int
     room: str
+    key: str = ""  # idempotency key: a resend with the same key gets the first answer
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from pathlib import Path
 
@@ -101,3 +102,23 @@ def test_a_live_session_keeps_its_token_past_the_ttl(tmp_path: Path) -> None:
     d.expire(much_later + 10)  # the connection goes silent: the session ends
     resumed, _ = ask(d, b"b", p.Resume(rid=3, token=started.token), now=much_later + 20)
     assert isinstance(resumed, p.SessionStarted)
+
+
+def test_a_resent_signup_or_room_creation_gets_the_first_answer(tmp_path: Path) -> None:
+    d = directory(tmp_path / "chat.db")
+    signup_request = p.Signup(
+        rid=1, username="ali", password="pw", first_name="F", last_name="L",
+        phone="0633217608", key="k-1",
+    )  # fmt: skip
+    assert isinstance(ask(d, b"a", signup_request)[0], p.Done)
+    # the client reconnected (a new peer) and resent it with the same key
+    again, _ = ask(d, b"b", dataclasses.replace(signup_request, rid=9))
+    assert isinstance(again, p.Done) and again.rid == 9
+    other_key = dataclasses.replace(signup_request, rid=10, key="k-2")
+    refused, _ = ask(d, b"b", other_key)
+    assert isinstance(refused, p.Failure) and refused.code == "username_taken"
+    ask(d, b"b", p.Login(rid=11, username="ali", password="pw"))
+    created, _ = ask(d, b"b", p.CreateRoom(rid=12, room="Room1", key="r-1"))
+    resent, outcome = ask(d, b"b", p.CreateRoom(rid=13, room="Room1", key="r-1"))
+    assert isinstance(resent, p.RoomReply) and resent.room == created.room
+    assert outcome.publications == []  # announced once

@@ -43,6 +43,8 @@ from hypothesis.stateful import (
 from libimchat import ChatError, Client, Message, Server
 from tests.helpers import wait_for
 
+# generous: the whole suite loads both cores; a lost request still shows as a timeout
+CALL_TIMEOUT = 15.0
 SLOTS = 4
 MAX_BODY = 8000
 PAGE = 50  # the default page of Client.history and Client.room_history
@@ -168,7 +170,7 @@ class ChatRules(RuleBasedStateMachine):
         super().__init__()
         self.data_dir = Path(tempfile.mkdtemp(prefix="imchat-model-"))
         self.server = Server(self.data_dir, password_profile="fast").start()
-        self.clients = [Client(self.server.url, timeout=5.0) for _ in range(SLOTS)]
+        self.clients = [Client(self.server.url, timeout=CALL_TIMEOUT) for _ in range(SLOTS)]
         self.accounts: list[Account] = []
         self.slots: list[int | None] = [None] * SLOTS  # the account each slot is logged in as
         self.rooms: list[ChatRoom] = []
