@@ -11,6 +11,19 @@ from libimchat import Client, Server
 from tests.helpers import signup, start_server
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the GUI tests last.
+
+    Tk objects that outlive their window are freed whenever the garbage
+    collector runs, on whichever thread triggers it; from a thread other than
+    Tk's, each deletion waits a second for a main loop that has ended. A
+    client's connection thread stalled that way misses heartbeats and answers
+    (a state-machine test timed out in CI), so no other test may run after Tk
+    has been used in the process.
+    """
+    items.sort(key=lambda item: item.path.name.startswith("test_gui"))
+
+
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
     server = start_server(tmp_path / "data")

@@ -12,6 +12,7 @@ could rewrite its asserts).
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
 import time
@@ -107,6 +108,8 @@ def make_app(
     yield make
     for app in apps:
         app.close()
+    apps.clear()
+    gc.collect()  # free what is left of Tk here, on Tk's thread (see tests/conftest.py)
 
 
 @pytest.fixture
