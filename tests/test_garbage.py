@@ -30,7 +30,7 @@ from libimchat import protocol as p
 from libimchat.errors import CODES
 from libimchat.server import MAX_FRAME
 from tests.helpers import wait_for
-from tests.test_protocol import example_of, garbage, mutated_encodings
+from tests.strategies import example_of, garbage, mutated_encodings
 
 REPLY_TIMEOUT = 5.0
 REQUESTS = typing.get_args(p.Request)
