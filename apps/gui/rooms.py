@@ -12,13 +12,14 @@ import ttkbootstrap as ttk
 
 from libimchat import Room
 
-from .look import LIST_STYLE, autohide, font
+from .lists import ConversationList
+from .look import font
 from .state import name_key
 
 OTHER_COLOR = "#9aa0a6"
 
 
-class RoomList(ttk.Frame):
+class RoomList(ConversationList):
     """Rooms, with the buttons that act on them.
 
     Args:
@@ -58,29 +59,8 @@ class RoomList(ttk.Frame):
         )
         self.create.pack(side=tk.RIGHT)
 
-        body = ttk.Frame(self)
-        body.pack(fill=tk.BOTH, expand=True)
-        self.tree = ttk.Treeview(
-            body, columns=("unread",), show="tree", selectmode="browse", style=LIST_STYLE
-        )
-        self.tree.column("#0", width=150, stretch=True)
-        self.tree.column("unread", width=40, anchor=tk.E, stretch=False)
-        scrollbar = ttk.Scrollbar(
-            body, orient=tk.VERTICAL, command=self.tree.yview, bootstyle="round"
-        )
-        self.tree.configure(yscrollcommand=autohide(scrollbar))
-        self.tree.grid(row=0, column=0, sticky=tk.NSEW)
-        scrollbar.grid(row=0, column=1, sticky=tk.NS)
-        body.columnconfigure(0, weight=1)
-        body.rowconfigure(0, weight=1)
+        self._build_list()
         self.restyle()
-        self.tree.bind("<<TreeviewSelect>>", self._on_select)
-        # moving through the list with the keyboard opens each conversation but
-        # leaves the keyboard here; a click or Enter sends it to the message entry
-        self._by_keyboard = False
-        for key in ("<Up>", "<Down>", "<Home>", "<End>", "<Prior>", "<Next>"):
-            self.tree.bind(key, self._on_move_key, add=True)
-        self.tree.bind("<Return>", self._on_return)
 
     def restyle(self) -> None:
         self.tree.tag_configure("unread", font=font(self, weight="bold"))
@@ -148,20 +128,12 @@ class RoomList(ttk.Frame):
         room = self._selected()
         self.leave.configure(state=tk.NORMAL if room and room.joined else tk.DISABLED)
 
-    def _on_move_key(self, _event: tk.Event[tk.Misc]) -> None:
-        self._by_keyboard = True
+    def selected_name(self) -> str | None:
+        room = self._selected()
+        return room.name if room is not None else None
 
-    def _on_select(self, _event: tk.Event[tk.Misc]) -> None:
-        by_keyboard, self._by_keyboard = self._by_keyboard, False
+    def _selection_changed(self) -> None:
         self._update_leave()
-        room = self._selected()
-        if room is not None:
-            self.on_open(room.name, not by_keyboard)
-
-    def _on_return(self, _event: tk.Event[tk.Misc]) -> None:
-        room = self._selected()
-        if room is not None:
-            self.on_open(room.name, True)
 
     def _leave_selected(self) -> None:
         room = self._selected()

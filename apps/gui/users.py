@@ -13,14 +13,15 @@ import ttkbootstrap as ttk
 
 from libimchat import User
 
-from .look import LIST_STYLE, autohide, font
+from .lists import ConversationList
+from .look import font
 from .state import name_key
 
 ONLINE_COLOR = "success"
 OFFLINE_COLOR = "#9aa0a6"
 
 
-class PeopleList(ttk.Frame):
+class PeopleList(ConversationList):
     """Everyone else, online first; a click opens the conversation, a right-click offers more.
 
     Args:
@@ -53,30 +54,9 @@ class PeopleList(ttk.Frame):
         self.summary = ttk.Label(heading, bootstyle="secondary")
         self.summary.pack(side=tk.RIGHT)
 
-        body = ttk.Frame(self)
-        body.pack(fill=tk.BOTH, expand=True)
-        self.tree = ttk.Treeview(
-            body, columns=("unread",), show="tree", selectmode="browse", style=LIST_STYLE
-        )
-        self.tree.column("#0", width=150, stretch=True)
-        self.tree.column("unread", width=40, anchor=tk.E, stretch=False)
-        scrollbar = ttk.Scrollbar(
-            body, orient=tk.VERTICAL, command=self.tree.yview, bootstyle="round"
-        )
-        self.tree.configure(yscrollcommand=autohide(scrollbar))
-        self.tree.grid(row=0, column=0, sticky=tk.NSEW)
-        scrollbar.grid(row=0, column=1, sticky=tk.NS)
-        body.columnconfigure(0, weight=1)
-        body.rowconfigure(0, weight=1)
+        self._build_list()
         self.restyle()
-        self.tree.bind("<<TreeviewSelect>>", self._on_select)
-        # moving through the list with the keyboard opens each conversation but
-        # leaves the keyboard here; a click or Enter sends it to the message entry
-        self._by_keyboard = False
-        for key in ("<Up>", "<Down>", "<Home>", "<End>", "<Prior>", "<Next>"):
-            self.tree.bind(key, self._on_move_key, add=True)
         self.tree.bind("<Button-3>", self._on_right_click)
-        self.tree.bind("<Return>", self._on_return)
 
     def restyle(self) -> None:
         """Draw with the current theme's colours."""
@@ -159,19 +139,9 @@ class PeopleList(ttk.Frame):
 
     # --- input
 
-    def _on_move_key(self, _event: tk.Event[tk.Misc]) -> None:
-        self._by_keyboard = True
-
-    def _on_select(self, _event: tk.Event[tk.Misc]) -> None:
-        by_keyboard, self._by_keyboard = self._by_keyboard, False
+    def selected_name(self) -> str | None:
         selection = self.tree.selection()
-        if selection and selection[0] in self._names:
-            self.on_open(self._names[selection[0]], not by_keyboard)
-
-    def _on_return(self, _event: tk.Event[tk.Misc]) -> None:
-        selection = self.tree.selection()
-        if selection and selection[0] in self._names:
-            self.on_open(self._names[selection[0]], True)
+        return self._names.get(selection[0]) if selection else None
 
     def _on_right_click(self, event: tk.Event[tk.Misc]) -> None:
         key = self.tree.identify_row(event.y)
