@@ -1,6 +1,7 @@
 """``imchat``: the command line of libimchat.
 
-``imchat serve`` runs a server (this module). The front ends add their own
+``imchat serve`` runs a server and ``imchat backup DEST`` copies its database,
+even while it runs (this module). The front ends add their own
 commands, installed with the extras: ``imchat chat``, ``send``, ``history``,
 ``users`` and ``rooms`` (``libimchat[cli]``, package ``imchat_cli``) and
 ``imchat gui`` (``libimchat[gui]``, package ``imchat_gui``). Each front end has
@@ -14,8 +15,10 @@ import importlib
 import logging
 import signal
 import sys
+from pathlib import Path
 
-from .server import Server, default_data_dir
+from . import store
+from .server import DATABASE, Server, default_data_dir
 
 FRONT_ENDS = {
     "chat": ("imchat_cli", "cli"),
@@ -42,7 +45,14 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", default="127.0.0.1", help="interface to listen on")
     serve.add_argument("--port", type=int, default=5555, help="request port (0: any free)")
     serve.add_argument("--pub-port", type=int, default=None, help="default: port + 1")
+    backup = commands.add_parser(
+        "backup", help="copy a server's database consistently, even while it runs"
+    )
+    backup.add_argument("destination", help="the file to write")
+    backup.add_argument("--data-dir", default=None, help=f"default: {default_data_dir()}")
     args = parser.parse_args(argv)
+    if args.command == "backup":
+        return _backup(args.data_dir, args.destination)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     server = Server(args.data_dir, host=args.host, port=args.port, pub_port=args.pub_port)
@@ -50,6 +60,17 @@ def main(argv: list[str] | None = None) -> int:
     server.start()
     print(f"libimchat server at {server.url}  (data in {server.data_dir})", flush=True)
     server.serve_forever()
+    return 0
+
+
+def _backup(data_dir: str | None, destination: str) -> int:
+    database = Path(data_dir) if data_dir else default_data_dir()
+    database = database / DATABASE
+    if not database.exists():
+        print(f"imchat: no database at {database}", file=sys.stderr)
+        return 1
+    store.backup(database, destination)
+    print(f"copied {database} to {destination}")
     return 0
 
 

@@ -395,3 +395,20 @@ class Store:
             [recipient_id, after, limit],
         ).fetchall()
         return [MessageRow(*row) for row in rows]
+
+
+def backup(database: Path | str, destination: Path | str) -> None:
+    """Copy a database consistently, even while a server writes to it (SQLite's online backup).
+
+    Args:
+        database: the live database file.
+        destination: the copy; an existing file there is replaced.
+    """
+    source = sqlite3.connect(f"file:{Path(database)}?mode=ro", uri=True)
+    target = sqlite3.connect(str(destination))
+    try:
+        with target:
+            source.backup(target)
+    finally:
+        target.close()
+        source.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -93,3 +94,42 @@ def test_close_wakes_a_thread_waiting_for_events(connect) -> None:
     waiter.join(5)
     assert results == [None]
     assert client.next_event() is None  # and every later wait ends at once
+
+
+def test_imchat_backup_copies_a_live_database(user, server: Server, tmp_path: Path) -> None:
+    ali = user("ali")
+    user("sam")
+    sent = [ali.send("sam", f"m{i}") for i in range(20)]
+    copy = tmp_path / "copy.db"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "libimchat",
+            "backup",
+            str(copy),
+            "--data-dir",
+            str(server.data_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    db = sqlite3.connect(copy)
+    assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert [b for (b,) in db.execute("SELECT body FROM messages ORDER BY id")] == [
+        m.body for m in sent
+    ]
+
+
+def test_imchat_backup_says_when_there_is_no_database(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "libimchat", "backup", str(tmp_path / "c.db"), "--data-dir",
+         str(tmp_path / "nothing")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "no database" in done.stderr
