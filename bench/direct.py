@@ -20,7 +20,7 @@ import zmq
 from . import irc
 from .measure import percentiles, wait_until
 from .plan import Plan, Window
-from .procs import LoadGroup, report_errors, split
+from .procs import LoadGroup, report_errors, serve_orders, split
 from .profile import Profiler
 from .report import record
 from .seed import username
@@ -38,12 +38,7 @@ def load(conn: Any, spec: dict[str, Any]) -> None:
     sims = [wire.open(ctx, spec["url"], i) for i in spec["users"]]
     try:
         log_in_all(wire, sims, timeout=60.0)
-        conn.send(("ready", None))
-        while True:
-            order = conn.recv()
-            if order[0] == "stop":
-                return
-            conn.send(("done", _run(wire, sims, spec["total"], *order[1:])))
+        serve_orders(conn, lambda *order: _run(wire, sims, spec["total"], *order))
     finally:
         for sim in sims:
             sim.dealer.close(0)

@@ -21,7 +21,7 @@ from libimchat.protocol import room_topic
 from . import irc
 from .measure import percentiles
 from .plan import Plan, Window
-from .procs import LoadGroup, report_errors, split
+from .procs import LoadGroup, report_errors, serve_orders, split
 from .report import record
 from .servers import launch
 from .wire import DRAIN, FAILURE, WIRES, log_in_all, sent_at, stamped_body, subscribe
@@ -46,12 +46,7 @@ def load(conn: Any, spec: dict[str, Any]) -> None:
             subscribe(ctx, sim, spec["pub_url"], [spec["topic"]])
         log_in_all(wire, sims, timeout=60.0)
         time.sleep(0.5)  # let the subscriptions reach the publisher (the slow joiner)
-        conn.send(("ready", None))
-        while True:
-            order = conn.recv()
-            if order[0] == "stop":
-                return
-            conn.send(("done", _run(wire, sims, *order[1:])))
+        serve_orders(conn, lambda *order: _run(wire, sims, *order))
     finally:
         for sim in sims:
             sim.dealer.close(0)

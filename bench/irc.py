@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .procs import BenchError, report_errors
+from .procs import BenchError, report_errors, serve_orders
 from .seed import username
 from .wire import sent_at, stamped_body
 
@@ -264,12 +264,7 @@ def direct_load(conn: Any, spec: dict[str, Any]) -> None:
     try:
         register_all(sims, timeout=120.0)
         drain(sims)
-        conn.send(("ready", None))
-        while True:
-            order = conn.recv()
-            if order[0] == "stop":
-                return
-            conn.send(("done", _direct(sims, spec["total"], *order[1:])))
+        serve_orders(conn, lambda *order: _direct(sims, spec["total"], *order))
     finally:
         for sim in sims:
             sim.sock.close()
@@ -344,12 +339,7 @@ def fanout_load(conn: Any, spec: dict[str, Any]) -> None:
     try:
         register_all(sims, timeout=120.0, channel=spec["channel"])
         drain(sims)
-        conn.send(("ready", None))
-        while True:
-            order = conn.recv()
-            if order[0] == "stop":
-                return
-            conn.send(("done", _fanout(sims, spec["channel"], *order[1:])))
+        serve_orders(conn, lambda *order: _fanout(sims, spec["channel"], *order))
     finally:
         for sim in sims:
             sim.sock.close()

@@ -130,6 +130,17 @@ def report_errors(target: Callable[[Any, Any], None]) -> Callable[[Any, Any], No
     return run
 
 
+def serve_orders(conn: Any, run: Callable[..., Any]) -> None:
+    """Say ready, then answer each ``("run", *args)`` order with ``("done", run(*args))``
+    until ``("stop",)``: the loop every load process shares."""
+    conn.send(("ready", None))
+    while True:
+        order = conn.recv()
+        if order[0] == "stop":
+            return
+        conn.send(("done", run(*order[1:])))
+
+
 def split(items: Sequence[Any], parts: int) -> list[list[Any]]:
     """Deal items round-robin into ``parts`` lists (item i goes to list i % parts)."""
     return [list(items[i::parts]) for i in range(parts)]

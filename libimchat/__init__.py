@@ -2,7 +2,8 @@
 
 Run a :class:`Server`, connect with a :class:`Client` (or an
 :class:`AsyncClient`), and every failure the server reports is a
-:class:`ChatError` with a stable ``.code``.
+:class:`ChatError` with a stable ``.code``. :func:`name_key` is how the server
+compares user and room names, for front ends that must do the same.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from .client import Client
 from .errors import ChatError, ChatTimeout, ProtocolError
 from .models import Event, EventKind, Message, Room, User
 from .server import Server, default_data_dir
+from .validation import name_key
 
 __version__ = "0.1.0"
 
@@ -28,4 +30,5 @@ __all__ = [
     "Server",
     "User",
     "default_data_dir",
+    "name_key",
 ]

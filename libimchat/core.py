@@ -458,7 +458,8 @@ class ClientCore:
             stream.last = next_item.seq
             actions += deliver(next_item)
             next_item = stream.early.pop(stream.last + 1, None)
-        stream.early = {seq: m for seq, m in stream.early.items() if seq > stream.last}
+        if stream.early:  # drop early arrivals a backfill has overtaken
+            stream.early = {seq: m for seq, m in stream.early.items() if seq > stream.last}
         return actions
 
     def _streams(self) -> list[_Sequence]:

@@ -97,6 +97,8 @@ class Link:
         self._dealer: zmq.Socket[bytes] | None = None
         self._sub: zmq.Socket[bytes] | None = None
         self._heard = self._sent = 0.0
+        self._polled: tuple[zmq.Socket[bytes] | None, ...] = ()
+        self._polling = zmq.Poller()
 
     # --- called from any thread
 
@@ -162,13 +164,8 @@ class Link:
                 continue
             elif self._dealer is not None and now - self._sent >= interval:
                 self._do(self.core.heartbeat())
-            poller = zmq.Poller()
-            poller.register(self._wake_reader, zmq.POLLIN)
-            for sock in (self._dealer, self._sub):
-                if sock is not None:
-                    poller.register(sock, zmq.POLLIN)
             wait = interval / 2 if self._dealer else min(interval / 2, max(retry_at - now, 0.01))
-            ready = dict(poller.poll(int(wait * 1000)))
+            ready = dict(self._poller().poll(int(wait * 1000)))
             if self._wake_reader.fileno() in ready:
                 self._drain_wakeups()
             dealer = self._dealer
@@ -176,6 +173,18 @@ class Link:
                 self._heard, backoff = time.monotonic(), 1.0
             if self._sub is not None and self._sub in ready:
                 self._drain(self._sub, self.core.published)
+
+    def _poller(self) -> zmq.Poller:
+        """A poller of the wake-up pipe and the current sockets, made anew only when they change."""
+        sockets = (self._dealer, self._sub)
+        if self._polled != sockets:
+            self._polled = sockets
+            self._polling = zmq.Poller()
+            self._polling.register(self._wake_reader, zmq.POLLIN)
+            for sock in sockets:
+                if sock is not None:
+                    self._polling.register(sock, zmq.POLLIN)
+        return self._polling
 
     def _open_dealer(self) -> None:
         self._dealer = self._ctx.socket(zmq.DEALER)

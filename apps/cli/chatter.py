@@ -22,7 +22,7 @@ from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.input import Input, create_input
 from prompt_toolkit.patch_stdout import patch_stdout
 
-from libimchat import AsyncClient, ChatError, ChatTimeout, Event, Message, Room
+from libimchat import AsyncClient, ChatError, ChatTimeout, Event, Message, Room, name_key
 
 from . import options
 from .completion import ChatCompleter
@@ -31,7 +31,6 @@ from .render import (
     Fragments,
     echo_line,
     error_line,
-    fold,
     info_line,
     lines,
     message_line,
@@ -64,7 +63,7 @@ class Conversation:
 
     @property
     def key(self) -> str:
-        return ("#" if self.room else "") + fold(self.name)
+        return ("#" if self.room else "") + name_key(self.name)
 
 
 def main(argv: list[str]) -> int:
@@ -162,7 +161,7 @@ class Chatter:
         """Chat until ``/quit``, Ctrl-D or Ctrl-C."""
         users = await self.client.users()
         await self._rooms_list()
-        self.users.update({fold(u.username): u.username for u in users})
+        self.users.update({name_key(u.username): u.username for u in users})
         others = sorted(u.username for u in users if u.online and not self._is_me(u.username))
         show(status_line(f"logged in as {self.me}; /help lists the commands, Tab completes"))
         show(status_line("online: " + ", ".join(others) if others else "nobody else is online"))
@@ -239,17 +238,17 @@ class Chatter:
             self._on_message(event.message)
         elif event.kind == "presence" and event.username is not None:
             if not self._is_me(event.username):
-                self.users[fold(event.username)] = event.username
+                self.users[name_key(event.username)] = event.username
                 state = "● {} is online" if event.online else "○ {} went offline"
                 show(status_line(state.format(event.username)))
         elif event.kind == "rename" and event.old is not None and event.new is not None:
             self._on_rename(event.old, event.new)
         elif event.kind == "room_created" and event.room is not None:
-            self.rooms[fold(event.room)] = event.room
+            self.rooms[name_key(event.room)] = event.room
             if not self._is_me(event.sender or ""):
                 show(status_line(f"{event.sender} created the room #{event.room}"))
         elif event.kind == "invite" and event.room is not None:
-            self.rooms[fold(event.room)] = event.room
+            self.rooms[name_key(event.room)] = event.room
             show(status_line(f"{event.sender} invites you to #{event.room}: /join {event.room}"))
         elif event.kind == "connection":
             self._on_connection(bool(event.online))
@@ -258,7 +257,7 @@ class Chatter:
         if message.id in self._shown:
             return
         self._remember(message)
-        self.users.setdefault(fold(message.sender), message.sender)
+        self.users.setdefault(name_key(message.sender), message.sender)
         conversation = self._conversation_of(message)
         if self.current is not None and conversation.key == self.current.key:
             show(message_line(message))
@@ -272,18 +271,18 @@ class Chatter:
         self._notifier.notify(f"imchat: {conversation.label}", f"{message.sender}: {message.body}")
 
     def _on_rename(self, old: str, new: str) -> None:
-        self.users.pop(fold(old), None)
-        self.users[fold(new)] = new
+        self.users.pop(name_key(old), None)
+        self.users[name_key(new)] = new
         if self._is_me(new):
             self._username = new
             show(status_line(f"you are now {new}"))
         else:
             show(status_line(f"{old} is now known as {new}"))
         renamed = Conversation(new, room=False)
-        if self.current is not None and self.current.key == fold(old):
+        if self.current is not None and self.current.key == name_key(old):
             self.current = renamed
-        if fold(old) in self.unread:
-            _, count = self.unread.pop(fold(old))
+        if name_key(old) in self.unread:
+            _, count = self.unread.pop(name_key(old))
             self.unread[renamed.key] = (renamed, count)
 
     def _on_connection(self, online: bool) -> None:
@@ -323,8 +322,8 @@ class Chatter:
     async def _users(self, args: str) -> None:
         users = await self.client.users()
         self.users.clear()
-        self.users.update({fold(u.username): u.username for u in users})
-        ordered = sorted(users, key=lambda u: (not u.online, fold(u.username)))
+        self.users.update({name_key(u.username): u.username for u in users})
+        ordered = sorted(users, key=lambda u: (not u.online, name_key(u.username)))
         show(lines(user_entry(user, me=self.me) for user in ordered))
 
     async def _msg(self, args: str) -> None:
@@ -340,9 +339,9 @@ class Chatter:
         if not args or (" " in args and not args.startswith("#")):
             raise Usage(BY_NAME["/query"].usage)
         conversation = self._target(args)
-        if conversation.room and fold(conversation.name) not in self.joined:
+        if conversation.room and name_key(conversation.name) not in self.joined:
             await self._rooms_list()  # another client of ours may have joined it
-        if conversation.room and fold(conversation.name) not in self.joined:
+        if conversation.room and name_key(conversation.name) not in self.joined:
             show(error_line(f"join {conversation.label} first: /join {conversation.name}"))
             return
         await self._show_history(conversation, SWITCH_HISTORY)
@@ -378,9 +377,9 @@ class Chatter:
         else:
             raise Usage(BY_NAME["/leave"].usage)
         await self.client.leave(room)
-        self.joined.discard(fold(room))
-        show(status_line(f"you left #{self.rooms.get(fold(room), room)}"))
-        if self.current is not None and self.current.key == "#" + fold(room):
+        self.joined.discard(name_key(room))
+        show(status_line(f"you left #{self.rooms.get(name_key(room), room)}"))
+        if self.current is not None and self.current.key == "#" + name_key(room):
             self._switch(None)
 
     async def _invite(self, args: str) -> None:
@@ -445,18 +444,18 @@ class Chatter:
 
     async def _rooms_list(self) -> list[Room]:
         rooms = await self.client.rooms()
-        self.rooms.update({fold(room.name): room.name for room in rooms})
-        self.joined = {fold(room.name) for room in rooms if room.joined}
+        self.rooms.update({name_key(room.name): room.name for room in rooms})
+        self.joined = {name_key(room.name) for room in rooms if room.joined}
         return rooms
 
     def _joined(self, room: str) -> None:
-        self.rooms[fold(room)] = room
-        self.joined.add(fold(room))
+        self.rooms[name_key(room)] = room
+        self.joined.add(name_key(room))
 
     def _target(self, name: str) -> Conversation:
         if name.startswith("#"):
-            return Conversation(self.rooms.get(fold(name[1:]), name[1:]), room=True)
-        return Conversation(self.users.get(fold(name), name), room=False)
+            return Conversation(self.rooms.get(name_key(name[1:]), name[1:]), room=True)
+        return Conversation(self.users.get(name_key(name), name), room=False)
 
     def _conversation_of(self, message: Message) -> Conversation:
         if message.room is not None:
@@ -466,7 +465,7 @@ class Chatter:
         return Conversation(peer, room=False)
 
     def _is_me(self, name: str) -> bool:
-        return fold(name) == fold(self.me)
+        return name_key(name) == name_key(self.me)
 
     def _remember(self, message: Message) -> None:
         self._shown[message.id] = None

@@ -7,7 +7,8 @@ from collections.abc import Callable, Iterable, Iterator
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
 
-from .render import fold
+from libimchat import name_key
+
 from .slash import BY_NAME, SLASH_COMMANDS, ArgKind
 
 
@@ -70,7 +71,7 @@ class ChatCompleter(Completer):
 
 
 def _matching(candidates: Iterable[str], typed: str) -> Iterator[Completion]:
-    prefix = fold(typed)
-    for candidate in sorted(set(candidates), key=fold):
-        if fold(candidate).startswith(prefix) and candidate != typed:
+    prefix = name_key(typed)
+    for candidate in sorted(set(candidates), key=name_key):
+        if name_key(candidate).startswith(prefix) and candidate != typed:
             yield Completion(candidate, start_position=-len(typed))

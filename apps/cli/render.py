@@ -13,7 +13,7 @@ import unicodedata
 import zlib
 from collections.abc import Iterable
 
-from libimchat import Message, Room, User
+from libimchat import Message, Room, User, name_key
 
 Fragments = list[tuple[str, str]]
 
@@ -46,11 +46,6 @@ STYLE = {
 }
 
 
-def fold(name: str) -> str:
-    """The form in which the server compares names (NFKC, case-folded)."""
-    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold()).strip()
-
-
 def printable(text: str) -> str:
     """``text`` with control characters other than newline and tab made harmless."""
     return "".join(
@@ -59,7 +54,7 @@ def printable(text: str) -> str:
 
 
 def sender_colour(name: str) -> str:
-    return SENDER_COLOURS[zlib.crc32(fold(name).encode()) % len(SENDER_COLOURS)]
+    return SENDER_COLOURS[zlib.crc32(name_key(name).encode()) % len(SENDER_COLOURS)]
 
 
 def timestamp(when: float, *, full: bool = False) -> str:
@@ -102,7 +97,7 @@ def info_line(text: str) -> Fragments:
 def user_entry(user: User, *, me: str | None = None) -> Fragments:
     """``● SAM  Sam Smith`` (online) or ``○ SAM  Sam Smith`` (offline)."""
     mark = ("class:online", "● ") if user.online else ("class:offline", "○ ")
-    you = " (you)" if me is not None and fold(user.username) == fold(me) else ""
+    you = " (you)" if me is not None and name_key(user.username) == name_key(me) else ""
     full_name = printable(f"{user.first_name} {user.last_name}".strip())
     return [
         mark,

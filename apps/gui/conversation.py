@@ -15,10 +15,9 @@ from collections.abc import Callable
 
 import ttkbootstrap as ttk
 
-from libimchat import Message
+from libimchat import Message, name_key
 
 from .look import font
-from .state import name_key
 
 GROUP_SECONDS = 5 * 60
 _SIDE = 120  # pixels between a message block and the far side of the pane

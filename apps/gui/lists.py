@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tkinter as tk
 from collections.abc import Callable
+from typing import Any
 
 import ttkbootstrap as ttk
 
@@ -43,6 +44,14 @@ class ConversationList(ttk.Frame):
         for key in ("<Up>", "<Down>", "<Home>", "<End>", "<Prior>", "<Next>"):
             self.tree.bind(key, self._on_move_key, add=True)
         self.tree.bind("<Return>", self._on_return)
+
+    def _put_row(self, key: str, index: int, options: dict[str, Any]) -> None:
+        """Show a row at ``index``: updated in place, so selection and scrolling stay."""
+        if self.tree.exists(key):
+            self.tree.item(key, **options)
+            self.tree.move(key, "", index)
+        else:
+            self.tree.insert("", index, iid=key, **options)
 
     def selected_name(self) -> str | None:
         """The name of the selected conversation, if any."""

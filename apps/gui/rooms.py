@@ -10,11 +10,10 @@ from collections.abc import Callable
 
 import ttkbootstrap as ttk
 
-from libimchat import Room
+from libimchat import Room, name_key
 
 from .lists import ConversationList
 from .look import font
-from .state import name_key
 
 OTHER_COLOR = "#9aa0a6"
 
@@ -92,11 +91,7 @@ class RoomList(ConversationList):
                 "values": (f"{count}  " if count else "",),
                 "tags": tags,
             }
-            if self.tree.exists(key):
-                self.tree.item(key, **options)
-                self.tree.move(key, "", index)
-            else:
-                self.tree.insert("", index, iid=key, **options)
+            self._put_row(key, index, options)
         self._update_leave()
 
     def select(self, room: str | None) -> None:

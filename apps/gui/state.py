@@ -12,19 +12,13 @@ Names are compared by the same key the server uses (NFKC, case-folded), so
 from __future__ import annotations
 
 import dataclasses
-import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Literal
 
-from libimchat import Message, Room, User
+from libimchat import Message, Room, User, name_key
 
 ConversationKind = Literal["user", "room"]
-
-
-def name_key(name: str) -> str:
-    """The form in which two user or room names are compared."""
-    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold()).strip()
 
 
 @dataclass(frozen=True, slots=True)

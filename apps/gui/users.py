@@ -11,11 +11,10 @@ from collections.abc import Callable
 
 import ttkbootstrap as ttk
 
-from libimchat import User
+from libimchat import User, name_key
 
 from .lists import ConversationList
 from .look import font
-from .state import name_key
 
 ONLINE_COLOR = "success"
 OFFLINE_COLOR = "#9aa0a6"
@@ -93,11 +92,7 @@ class PeopleList(ConversationList):
                 "values": (f"{count}  " if count else "",),
                 "tags": tags,
             }
-            if self.tree.exists(key):
-                self.tree.item(key, **options)
-                self.tree.move(key, "", index)
-            else:
-                self.tree.insert("", index, iid=key, **options)
+            self._put_row(key, index, options)
         children = self.tree.get_children()
         if children and not self.tree.focus():
             self.tree.focus(children[0])  # where the arrow keys start
