@@ -13,12 +13,14 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 run: $(VENV)/.installed  ## a server on the per-user data dir, then the GUI (or, with no display, the CLI)
+	$(PY) -m libimchat key >/dev/null  # the clients find the key there, even before the server is up
 	$(PY) -m libimchat serve --port 5555 & server=$$!; \
 	trap 'kill $$server 2>/dev/null' EXIT INT TERM; \
 	if [ -n "$$DISPLAY" ]; then $(VENV)/bin/imchat gui --url $(URL); \
 	else $(VENV)/bin/imchat chat --url $(URL); fi
 
 demo: $(VENV)/.installed  ## a server, and a scripted tour of the library in it
+	$(PY) -m libimchat key >/dev/null
 	$(PY) -m libimchat serve --port 5555 & server=$$!; \
 	trap 'kill $$server 2>/dev/null' EXIT INT TERM; \
 	$(PY) examples/demo.py $(URL) && wait $$server

@@ -1,7 +1,8 @@
 """``imchat``: the command line of libimchat.
 
-``imchat serve`` runs a server and ``imchat backup DEST`` copies its database,
-even while it runs (this module). The front ends add their own
+``imchat serve`` runs a server, ``imchat key`` prints its public key (making
+its keypair if needed) and ``imchat backup DEST`` copies its database, even
+while it runs (this module). The front ends add their own
 commands, installed with the extras: ``imchat chat``, ``send``, ``history``,
 ``users`` and ``rooms`` (``libimchat[cli]``, package ``imchat_cli``) and
 ``imchat gui`` (``libimchat[gui]``, package ``imchat_gui``). Each front end has
@@ -18,6 +19,8 @@ import sys
 from pathlib import Path
 
 from . import store
+from .address import server_url
+from .keys import server_keypair
 from .server import DATABASE, Server, default_data_dir
 
 FRONT_ENDS = {
@@ -45,6 +48,13 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", default="127.0.0.1", help="interface to listen on")
     serve.add_argument("--port", type=int, default=5555, help="request port (0: any free)")
     serve.add_argument("--pub-port", type=int, default=None, help="default: port + 1")
+    serve.add_argument(
+        "--insecure",
+        action="store_true",
+        help="no encryption: anyone on the network reads every message and password",
+    )
+    key = commands.add_parser("key", help="print the server's public key (made if missing)")
+    key.add_argument("--data-dir", default=None, help=f"default: {default_data_dir()}")
     backup = commands.add_parser(
         "backup", help="copy a server's database consistently, even while it runs"
     )
@@ -53,12 +63,33 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "backup":
         return _backup(args.data_dir, args.destination)
+    if args.command == "key":
+        data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        print(server_keypair(data_dir)[0].decode())
+        return 0
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    server = Server(args.data_dir, host=args.host, port=args.port, pub_port=args.pub_port)
+    server = Server(
+        args.data_dir,
+        host=args.host,
+        port=args.port,
+        pub_port=args.pub_port,
+        insecure=args.insecure,
+    )
     signal.signal(signal.SIGTERM, lambda *_: server.stop())
     server.start()
     print(f"libimchat server at {server.url}  (data in {server.data_dir})", flush=True)
+    if server.public_key is None:
+        print(
+            "WARNING: --insecure: messages and passwords cross the network in plain text;"
+            " clients need --insecure too",
+            flush=True,
+        )
+    else:
+        print(f"public key: {server.public_key.decode()}", flush=True)
+        elsewhere = server_url("HOST", server.port, server.public_key)
+        print(f"clients elsewhere: imchat chat --url '{elsewhere}'", flush=True)
     server.serve_forever()
     return 0
 

@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import TypeVar
 
 from . import calls
+from .address import parse_url
 from .errors import ChatError, ChatTimeout
 from .link import Link
 from .models import Event, EventKind, Message, Room, User
@@ -39,6 +40,8 @@ class AsyncClient:
         timeout: float = 10.0,
         heartbeat_interval: float | None = None,
         heartbeat_liveness: int | None = None,
+        server_key: str | bytes | None = None,
+        insecure: bool = False,
     ) -> None:
         self.timeout = timeout
         self._loop = asyncio.get_running_loop()
@@ -46,7 +49,7 @@ class AsyncClient:
         self._events: asyncio.Queue[Event | None] = asyncio.Queue()
         self._callbacks: dict[str, list[Callable[[Event], object]]] = {}
         self._link = Link(
-            url,
+            parse_url(url, server_key=server_key, insecure=insecure),
             emit=self._deliver_threadsafe,
             heartbeat_interval=heartbeat_interval,
             heartbeat_liveness=heartbeat_liveness,

@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import TypeVar
 
 from . import calls
+from .address import parse_url
 from .errors import ChatError, ChatTimeout
 from .link import Link
 from .models import Event, EventKind, Message, Room, User
@@ -29,13 +30,23 @@ class Client:
     """A connection to a libimchat server.
 
     Args:
-        url: the server's URL (``Server.url``), ``tcp://host:port``.
+        url: the server's URL (``Server.url``), ``tcp://host:port#server-key``.
         timeout: seconds to wait for each answer before raising ``ChatError("timeout")``.
         heartbeat_interval: seconds between heartbeats (default: the server's).
         heartbeat_liveness: heartbeats missed before reconnecting (default: the server's).
+        server_key: the server's public key, for a URL without ``#key``. With
+            neither, the key of the server on this machine that uses the
+            default data dir (``imchat serve``).
+        insecure: speak plain text, to a server run with ``--insecure``.
+
+    Every connection is encrypted and the server authenticated (CurveZMQ)
+    unless ``insecure`` is given. A call to a server that refuses the
+    handshake (wrong key, or a plain-text server) raises
+    ``ChatError("handshake_failed")`` saying which.
 
     Raises:
-        ChatError: ``invalid`` for a malformed URL.
+        ChatError: ``invalid`` for a malformed URL or key; ``handshake_failed``
+            when no server key is given and none is found on this machine.
     """
 
     def __init__(
@@ -45,6 +56,8 @@ class Client:
         timeout: float = 10.0,
         heartbeat_interval: float | None = None,
         heartbeat_liveness: int | None = None,
+        server_key: str | bytes | None = None,
+        insecure: bool = False,
     ) -> None:
         self.timeout = timeout
         # None marks the end: close() puts it, and whoever takes it puts it back
@@ -52,7 +65,7 @@ class Client:
         self._callbacks: dict[str, list[Callable[[Event], object]]] = {}
         self._callback_queue: queue.SimpleQueue[Event | None] | None = None
         self._link = Link(
-            url,
+            parse_url(url, server_key=server_key, insecure=insecure),
             emit=self._deliver,
             heartbeat_interval=heartbeat_interval,
             heartbeat_liveness=heartbeat_liveness,

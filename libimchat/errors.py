@@ -29,6 +29,7 @@ CODES: dict[str, str] = {
     "bad_request": "the request is not valid libimchat protocol",
     "unsupported_version": "the peer speaks another protocol version",
     "timeout": "the server did not answer in time",
+    "handshake_failed": "the secure handshake failed (wrong server key, or plain text)",
     "closed": "the client is closed",
     "internal": "the server failed to handle the request",
 }

@@ -21,11 +21,12 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from urllib.parse import urlsplit
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from . import protocol as p
+from .address import Address
 from .core import (
     Action,
     ClientCore,
@@ -43,25 +44,19 @@ log = logging.getLogger(__name__)
 
 MAX_FRAME = 1 << 20
 _DRAIN = 500
-
-
-def parse_url(url: str) -> tuple[str, int]:
-    """``tcp://host:port`` -> (host, port); ``ChatError("invalid")`` otherwise."""
-    parts = urlsplit(url)
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    if parts.scheme != "tcp" or not parts.hostname or not port:
-        raise ChatError("invalid", f"a server URL looks like tcp://host:port, not {url!r}")
-    return parts.hostname, port
+_HANDSHAKE_EVENTS = (
+    zmq.EVENT_HANDSHAKE_SUCCEEDED
+    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+)
 
 
 class Link:
     """The I/O thread of one client.
 
     Args:
-        url: the server's ``tcp://host:port``.
+        address: the server's host, port and public key (see :mod:`libimchat.address`).
         emit: called on the link's thread with each event for the application.
         heartbeat_interval: seconds between heartbeats; ``None`` takes the server's.
         heartbeat_liveness: heartbeats missed before the server is thought gone.
@@ -70,7 +65,7 @@ class Link:
 
     def __init__(
         self,
-        url: str,
+        address: Address,
         *,
         emit: Callable[[Event], None],
         heartbeat_interval: float | None = None,
@@ -78,7 +73,10 @@ class Link:
         reconnect_max: float = 32.0,
         agent: str = "libimchat",
     ) -> None:
-        self.host, self.port = parse_url(url)
+        self.address = address
+        # this client's own CURVE keypair, for as long as it lives
+        self._keypair = zmq.curve_keypair() if address.server_key else None
+        self.refusal: ChatError | None = None  # why the last handshake failed, if it did
         self.core = ClientCore(agent)
         self._emit = emit
         self._interval = heartbeat_interval
@@ -95,6 +93,7 @@ class Link:
         self._thread = threading.Thread(target=self._run, name="libimchat-link", daemon=True)
         self._ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
         self._dealer: zmq.Socket[bytes] | None = None
+        self._monitor: zmq.Socket[bytes] | None = None
         self._sub: zmq.Socket[bytes] | None = None
         self._heard = self._sent = 0.0
         self._polled: tuple[zmq.Socket[bytes] | None, ...] = ()
@@ -110,6 +109,9 @@ class Link:
         future: Future[p.Reply] = Future()
         if self._closing:
             future.set_exception(ChatError("closed", "the client is closed"))
+            return future
+        if self.refusal is not None:
+            future.set_exception(self.refusal)
             return future
         self._command("request", request, future)
         return future
@@ -144,9 +146,9 @@ class Link:
             for future in self._futures.values():
                 if not future.done():
                     future.set_exception(ChatError("closed", "the client is closed"))
-            for sock in (self._dealer, self._sub):
-                if sock is not None:
-                    sock.close(linger=0)
+            self._close_dealer()
+            if self._sub is not None:
+                self._sub.close(linger=0)
 
     def _loop(self) -> None:
         backoff, retry_at = 1.0, 0.0
@@ -157,8 +159,7 @@ class Link:
             if self._dealer is None and now >= retry_at:
                 self._open_dealer()
             elif self._dealer is not None and now - self._heard > interval * liveness:
-                self._dealer.close(linger=0)
-                self._dealer = None
+                self._close_dealer()
                 retry_at, backoff = now + backoff, min(backoff * 2, self._reconnect_max)
                 self._do(self.core.connection_lost())
                 continue
@@ -173,10 +174,12 @@ class Link:
                 self._heard, backoff = time.monotonic(), 1.0
             if self._sub is not None and self._sub in ready:
                 self._drain(self._sub, self.core.published)
+            if self._monitor is not None and self._monitor in ready:
+                self._watch_handshakes(self._monitor)
 
     def _poller(self) -> zmq.Poller:
         """A poller of the wake-up pipe and the current sockets, made anew only when they change."""
-        sockets = (self._dealer, self._sub)
+        sockets = (self._dealer, self._sub, self._monitor)
         if self._polled != sockets:
             self._polled = sockets
             self._polling = zmq.Poller()
@@ -187,12 +190,65 @@ class Link:
         return self._polling
 
     def _open_dealer(self) -> None:
-        self._dealer = self._ctx.socket(zmq.DEALER)
-        self._dealer.setsockopt(zmq.LINGER, 0)
-        self._dealer.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME)
-        self._dealer.connect(f"tcp://{self.host}:{self.port}")
+        self._dealer = self._socket(zmq.DEALER)
+        self._monitor = self._dealer.get_monitor_socket(_HANDSHAKE_EVENTS)
+        self._dealer.connect(self.address.endpoint())
         self._heard = self._sent = time.monotonic()
         self._do(self.core.connection_made())
+
+    def _close_dealer(self) -> None:
+        if self._dealer is not None:
+            if self._monitor is not None:
+                self._dealer.disable_monitor()
+                self._monitor.close(linger=0)
+                self._monitor = None
+            self._dealer.close(linger=0)
+            self._dealer = None
+
+    def _socket(self, kind: int) -> zmq.Socket[bytes]:
+        sock = self._ctx.socket(kind)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME)
+        if self._keypair is not None and self.address.server_key is not None:
+            sock.setsockopt(zmq.CURVE_SERVERKEY, self.address.server_key)
+            sock.setsockopt(zmq.CURVE_PUBLICKEY, self._keypair[0])
+            sock.setsockopt(zmq.CURVE_SECRETKEY, self._keypair[1])
+        return sock
+
+    def _watch_handshakes(self, monitor: zmq.Socket[bytes]) -> None:
+        """Turn a failed security handshake into a clear error for every caller."""
+        while monitor.poll(0):
+            event = recv_monitor_message(monitor)["event"]
+            if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self.refusal = None
+                continue
+            self.refusal = ChatError("handshake_failed", self._explain(event))
+            for future in self._futures.values():
+                if not future.done():
+                    future.set_exception(self.refusal)
+            for rid in self._futures:
+                self.core.forget(rid)
+            self._futures.clear()
+
+    def _explain(self, event: int) -> str:
+        where = f"the server at {self.address.endpoint()}"
+        if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+            return f"{where} turned this client away"
+        if self.address.server_key is None:
+            return (
+                f"{where} encrypts (CurveZMQ) and this client was told to speak plain text;"
+                " use the URL with its key that `imchat serve` printed"
+            )
+        if event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
+            return (
+                f"{where} does not speak CurveZMQ: it runs with --insecure, or is not a"
+                " libimchat server"
+            )
+        return (
+            f"{where} refused the encrypted handshake: the server key is probably wrong"
+            f" ({self.address.server_key.decode()} was used; take it from the URL"
+            " `imchat serve` printed), or the server runs with --insecure"
+        )
 
     def _drain_wakeups(self) -> None:
         try:
@@ -272,9 +328,7 @@ class Link:
     def _connect_subscriber(self, port: int) -> None:
         if self._sub is not None:
             self._sub.close(linger=0)
-        self._sub = self._ctx.socket(zmq.SUB)
-        self._sub.setsockopt(zmq.LINGER, 0)
-        self._sub.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME)
+        self._sub = self._socket(zmq.SUB)
         for topic in self._topics:
             self._sub.setsockopt(zmq.SUBSCRIBE, topic)
-        self._sub.connect(f"tcp://{self.host}:{port}")
+        self._sub.connect(self.address.endpoint(port))

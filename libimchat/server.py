@@ -10,32 +10,34 @@ catches up from the store, as every client does, by sequence number.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from pathlib import Path
 from types import TracebackType
 
-import platformdirs
 import zmq
 
 from . import protocol as p
+from .address import server_url
 from .directory import SESSION_TTL, Directory, Outcome
+from .keys import default_data_dir, server_keypair
 from .passwords import Passwords
 from .store import Store
+from .zap import Gatekeeper
 
 log = logging.getLogger(__name__)
 
 BATCH = 512
 MAX_FRAME = 1 << 20
+# libzmq checks the size on the wire, where CurveZMQ wraps each frame in a
+# MESSAGE command: a 16-byte header and nonce, a 16-byte MAC and a flags byte
+CURVE_OVERHEAD = 33
 DATABASE = "imchat.db"
 TOKEN_CLEANUP_INTERVAL = 3600.0
 BACKLOG = 4096
-
-
-def default_data_dir() -> Path:
-    """Where ``imchat serve`` keeps its database unless told otherwise."""
-    return Path(platformdirs.user_data_dir("libimchat", appauthor=False))
+__all__ = ["Server", "default_data_dir"]
 
 
 class Server:
@@ -52,6 +54,9 @@ class Server:
         heartbeat_liveness: heartbeats a session may miss before it ends.
         password_profile: the Argon2id cost (see :mod:`libimchat.passwords`).
         session_ttl: seconds a login can be resumed without being used (30 days).
+        insecure: speak plain text instead of CurveZMQ. Anyone on the network
+            then reads every message and password: only for a trusted network
+            or for comparing costs.
 
     Use it as a context manager (``with Server(...) as server``), with
     :meth:`start`/:meth:`stop` (a background thread), or with
@@ -69,6 +74,7 @@ class Server:
         heartbeat_liveness: int = 3,
         password_profile: str = "owasp",
         session_ttl: float = SESSION_TTL,
+        insecure: bool = False,
     ) -> None:
         self.data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
         self.host = host
@@ -77,19 +83,22 @@ class Server:
         self._requested = (port, pub_port if pub_port is not None else (port + 1 if port else 0))
         self._passwords = Passwords(password_profile)
         self.session_ttl = session_ttl
+        self.insecure = insecure
+        self.public_key: bytes | None = None
         self._ctx: zmq.Context[zmq.Socket[bytes]] | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self.port = 0
         self.pub_port = 0
         self.failure: BaseException | None = None
+        self._directory: Directory | None = None
 
     @property
     def url(self) -> str:
-        """What a client needs to connect: ``tcp://host:port``."""
+        """All a client needs: ``tcp://host:port#public-key`` (no key when insecure)."""
         if not self.port:
             raise RuntimeError("the server is not listening yet; call start()")
-        return f"tcp://{self.host}:{self.port}"
+        return server_url(self.host, self.port, self.public_key)
 
     # --- life cycle
 
@@ -156,17 +165,28 @@ class Server:
 
     def _serve(self, ready: threading.Event) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        secret = None
+        if not self.insecure:
+            self.public_key, secret = server_keypair(self.data_dir)
         store = Store(self.data_dir / DATABASE)
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        gatekeeper = Gatekeeper(ctx, curve=secret is not None)
         router = ctx.socket(zmq.ROUTER)
         publisher = ctx.socket(zmq.PUB)
         try:
             for sock in (router, publisher):
                 sock.setsockopt(zmq.LINGER, 0)
-                sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME)
+                sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME + (CURVE_OVERHEAD if secret else 0))
                 # libzmq's accept queue holds 100; a reconnect storm overflows it
                 sock.setsockopt(zmq.BACKLOG, BACKLOG)
+                if secret is not None:
+                    sock.setsockopt(zmq.CURVE_SERVER, 1)
+                    sock.setsockopt(zmq.CURVE_SECRETKEY, secret)
+                gatekeeper.guard(sock)
             router.setsockopt(zmq.ROUTER_MANDATORY, 1)
+            # a second connection claiming a routing id in use is turned away,
+            # never handed the first one's messages
+            router.setsockopt(zmq.ROUTER_HANDOVER, 0)
             self.port = self._bind(router, self._requested[0])
             self.pub_port = self._bind(publisher, self._requested[1])
             directory = Directory(
@@ -182,12 +202,14 @@ class Server:
                 liveness=self.heartbeat_interval * self.heartbeat_liveness,
                 session_ttl=self.session_ttl,
             )
+            self._directory = directory  # for tests that look at sessions
             log.info("serving on %s (publishing on port %d)", self.url, self.pub_port)
             ready.set()
-            self._loop(directory, router, publisher)
+            self._loop(directory, router, publisher, gatekeeper)
         finally:
             router.close(linger=0)
             publisher.close(linger=0)
+            gatekeeper.socket.close(linger=0)
             ctx.term()
             store.close()
 
@@ -197,22 +219,34 @@ class Server:
         return int(endpoint.rsplit(":", 1)[1])
 
     def _loop(
-        self, directory: Directory, router: zmq.Socket[bytes], publisher: zmq.Socket[bytes]
+        self,
+        directory: Directory,
+        router: zmq.Socket[bytes],
+        publisher: zmq.Socket[bytes],
+        gatekeeper: Gatekeeper,
     ) -> None:
         poller = zmq.Poller()
         poller.register(router, zmq.POLLIN)
+        poller.register(gatekeeper.socket, zmq.POLLIN)
         next_expiry = time.monotonic() + self.heartbeat_interval
         next_cleanup = 0.0
         while not self._stopping.is_set():
-            if poller.poll(100):
+            ready = dict(poller.poll(100))
+            if gatekeeper.socket in ready:
+                gatekeeper.answer()
+            if router in ready:
                 batch = []
                 for _ in range(BATCH):
                     try:
                         frames = router.recv_multipart(zmq.NOBLOCK)
                     except zmq.Again:
                         break
-                    if len(frames) >= 2:
-                        batch.append((frames[0], frames[1:]))
+                    if len(frames) < 2:
+                        continue
+                    if not _assigned_by_libzmq(frames[0]):
+                        _turn_away(router, frames[0])
+                        continue
+                    batch.append((frames[0], frames[1:]))
                 if batch:
                     self._send(directory.handle_batch(batch, time.time()), router, publisher)
             if time.monotonic() >= next_expiry:
@@ -238,3 +272,21 @@ class Server:
                 publisher.send_multipart(p.publication(publication), zmq.NOBLOCK)
             except zmq.Again:
                 log.debug("dropped a publication")
+
+
+def _assigned_by_libzmq(peer: bytes) -> bool:
+    """Whether a routing id is one the server's libzmq made up (zero byte + 32-bit counter).
+
+    Those start from a random number and never cross the wire, so no one else
+    can know them; libzmq refuses to let a client choose one that starts with a
+    zero byte. A session is bound to the id of the connection it logged in on,
+    so a client that picks its own id (to squat on someone's, say) gets no
+    session at all.
+    """
+    return len(peer) == 5 and peer[0] == 0
+
+
+def _turn_away(router: zmq.Socket[bytes], peer: bytes) -> None:
+    refusal = p.Failure(rid=0, code="bad_request", message="a client must not set a routing id")
+    with contextlib.suppress(zmq.ZMQError):
+        router.send_multipart([peer, *p.encode(refusal)], zmq.NOBLOCK)

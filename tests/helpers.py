@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import zmq
+
 from libimchat import Client, Event, Server
 
 # quick heartbeats so that a vanished client goes offline within a second
@@ -25,6 +27,21 @@ def start_server(data_dir: Path, port: int = 0) -> Server:
     ).start()
 
 
+def raw_dealer(
+    ctx: zmq.Context[zmq.Socket[bytes]], server: Server, routing_id: bytes | None = None
+) -> zmq.Socket[bytes]:
+    """A bare DEALER connected to ``server`` (encrypted as a Client would be), for raw frames."""
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    if routing_id is not None:
+        sock.setsockopt(zmq.ROUTING_ID, routing_id)
+    if server.public_key is not None:
+        sock.curve_serverkey = server.public_key
+        sock.curve_publickey, sock.curve_secretkey = zmq.curve_keypair()
+    sock.connect(f"tcp://{server.host}:{server.port}")
+    return sock
+
+
 def signup(client: Client, username: str | None = None, password: str = "pw") -> str:
     """Sign up a user with valid details; returns the username."""
     username = username or f"user{next(_names)}"
@@ -32,9 +49,9 @@ def signup(client: Client, username: str | None = None, password: str = "pw") ->
     return username
 
 
-def logged_in(url: str, username: str, timeout: float = 5.0) -> Client:
+def logged_in(url: str, username: str, timeout: float = 5.0, insecure: bool = False) -> Client:
     """A client of a new user, signed up and logged in (password "pw")."""
-    client = Client(url, timeout=timeout)
+    client = Client(url, timeout=timeout, insecure=insecure)
     signup(client, username)
     client.login(username, "pw")
     return client

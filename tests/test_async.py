@@ -70,7 +70,7 @@ def test_async_callbacks_get_events_of_their_kind(server: Server) -> None:
 
 def test_async_timeout_when_no_server_answers() -> None:
     async def scenario() -> None:
-        async with AsyncClient("tcp://127.0.0.1:9", timeout=0.5) as client:
+        async with AsyncClient("tcp://127.0.0.1:9", timeout=0.5, insecure=True) as client:
             with pytest.raises(ChatError) as caught:
                 await client.users()
             assert caught.value.code == "timeout"

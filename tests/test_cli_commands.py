@@ -114,6 +114,6 @@ def test_a_refusal_is_one_line_and_a_non_zero_status(
 
 def test_no_server_is_a_timeout_error() -> None:
     url = f"tcp://127.0.0.1:{_free_port()}"
-    failed = imchat("users", "--user", "ALI", "--timeout", "0.5", url=url)
+    failed = imchat("users", "--user", "ALI", "--timeout", "0.5", "--insecure", url=url)
     assert failed.returncode == 1
     assert failed.stderr == "imchat: the server did not answer within 0.5 s\n"

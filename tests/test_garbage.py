@@ -29,7 +29,7 @@ from libimchat import Client, Server
 from libimchat import protocol as p
 from libimchat.errors import CODES
 from libimchat.server import MAX_FRAME
-from tests.helpers import wait_for
+from tests.helpers import raw_dealer, wait_for
 from tests.strategies import example_of, garbage, mutated_encodings
 
 REPLY_TIMEOUT = 5.0
@@ -48,9 +48,7 @@ def raw(server: Server) -> Iterator[Callable[[], RawSocket]]:
     sockets: list[RawSocket] = []
 
     def make() -> RawSocket:
-        sock = ctx.socket(zmq.DEALER)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.connect(server.url)
+        sock = raw_dealer(ctx, server)
         sockets.append(sock)
         return sock
 

@@ -7,6 +7,7 @@ and checks what the window shows, and what the other users receive.
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -19,6 +20,7 @@ from imchat_gui.main_window import PAGE, MainView
 from imchat_gui.state import Conversation
 
 from libimchat import ChatError, Client, Event, Server
+from libimchat.keys import PUBLIC_FILE, SECRET_FILE
 from tests.helpers import drain, wait_for
 
 if TYPE_CHECKING:
@@ -405,8 +407,12 @@ def test_a_session_the_server_forgot_goes_back_to_sign_in(
     ui.sign_in(app, "ali")
     chat_server.stop()
     ui.pump(app, lambda: app.status.connection == "reconnecting", "reconnecting shown")
+    elsewhere = chat_server.data_dir.parent / "elsewhere"
+    elsewhere.mkdir()
+    for name in (PUBLIC_FILE, SECRET_FILE):  # the same server (same keys) that lost its data
+        shutil.copy(chat_server.data_dir / name, elsewhere / name)
     fresh = Server(
-        chat_server.data_dir.parent / "elsewhere",
+        elsewhere,
         port=chat_server.port,
         pub_port=chat_server.pub_port,
         heartbeat_interval=chat_server.heartbeat_interval,

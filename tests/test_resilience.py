@@ -152,7 +152,6 @@ def server_process(tmp_path: Path) -> Iterator[tuple[list[str], Path, int]]:
 
 def test_kill_9_loses_no_acknowledged_message(server_process) -> None:
     command, data_dir, port = server_process
-    url = f"tcp://127.0.0.1:{port}"
     processes = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)]
     acked: dict[str, int] = {}
 
@@ -165,7 +164,10 @@ def test_kill_9_loses_no_acknowledged_message(server_process) -> None:
 
     try:
         stdout = processes[0].stdout
-        assert stdout is not None and b"libimchat server at" in stdout.readline()
+        assert stdout is not None
+        banner = stdout.readline().decode()
+        assert banner.startswith(f"libimchat server at tcp://127.0.0.1:{port}#")
+        url = banner.split()[3]
         with logged_in(url, "ali", 15) as ali, logged_in(url, "sam", 15) as sam:
             killer = threading.Thread(target=kill_and_restart)
             killer.start()

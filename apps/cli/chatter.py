@@ -76,20 +76,22 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv[1:])
     try:
         password = options.given_password(args)
-        return asyncio.run(_chat(args.url, args.user, password, args.timeout))
+        return asyncio.run(_chat(args, password))
     except options.UsageError as exc:
         return options.fail(str(exc), 2)
     except ChatError as exc:
         return options.fail(exc.message, 1)
 
 
-async def _chat(url: str, username: str | None, password: str | None, timeout: float) -> int:
+async def _chat(args: argparse.Namespace, password: str | None) -> int:
     # the password may have come from a pipe on stdin: then read keys from the terminal
     keyboard = create_input(always_prefer_tty=True)
-    async with AsyncClient(url, timeout=timeout) as client:
-        show(status_line(f"imchat on {url}"))
+    async with AsyncClient(
+        args.url, timeout=args.timeout, server_key=args.server_key, insecure=args.insecure
+    ) as client:
+        show(status_line(f"imchat on {args.url.partition('#')[0]}"))
         session: PromptSession[str] = PromptSession(input=keyboard)
-        credentials = await sign_in(client, session, username=username, password=password)
+        credentials = await sign_in(client, session, username=args.user, password=password)
         if credentials is None:
             return 0
         await Chatter(client, credentials[0], credentials[1], keyboard=keyboard).run()

@@ -108,7 +108,9 @@ def main(argv: list[str]) -> int:
         parser.error("give a NAME or --room ROOM")
     try:
         password = options.password(args, args.user)
-        with Client(args.url, timeout=args.timeout) as client:
+        with Client(
+            args.url, timeout=args.timeout, server_key=args.server_key, insecure=args.insecure
+        ) as client:
             client.login(args.user, password)
             output = COMMANDS[command](client, args)
     except options.UsageError as exc:

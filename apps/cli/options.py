@@ -16,9 +16,18 @@ class UsageError(Exception):
 
 
 def add_connection_options(parser: argparse.ArgumentParser, *, user_required: bool) -> None:
-    """Add ``--url``, ``--user``, ``--password-stdin`` and ``--timeout`` to a command."""
+    """Add the server options (URL, key, --insecure), --user, --password-stdin and --timeout."""
     parser.add_argument(
-        "--url", default=DEFAULT_URL, help=f"the server (default: {DEFAULT_URL}, `imchat serve`)"
+        "--url",
+        default=DEFAULT_URL,
+        help=f"the server, tcp://host:port#key as `imchat serve` prints it (default: {DEFAULT_URL},"
+        " with the key of the server on this machine)",
+    )
+    parser.add_argument("--server-key", help="the server's public key, if the URL has none")
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="speak plain text, to a server run with --insecure",
     )
     parser.add_argument("--user", required=user_required, help="your username")
     parser.add_argument(

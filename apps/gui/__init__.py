@@ -30,6 +30,10 @@ def main(argv: list[str]) -> int:
     """
     parser = argparse.ArgumentParser(prog="imchat gui", description="the libimchat desktop app")
     parser.add_argument("--url", default=DEFAULT_URL, help=f"the server (default: {DEFAULT_URL})")
+    parser.add_argument("--server-key", help="the server's public key, if the URL has none")
+    parser.add_argument(
+        "--insecure", action="store_true", help="plain text, to a server run with --insecure"
+    )
     parser.add_argument("--dark", action="store_true", help="start with the dark theme")
     parser.add_argument("--verbose", action="store_true", help="log what happens")
     args = parser.parse_args(argv[1:])
@@ -41,7 +45,7 @@ def main(argv: list[str]) -> int:
     from .app import ChatApp  # Tk and ttkbootstrap load only when the window is wanted
 
     try:
-        app = ChatApp(args.url, dark=args.dark)
+        app = ChatApp(args.url, server_key=args.server_key, insecure=args.insecure, dark=args.dark)
     except ChatError as exc:
         print(f"imchat gui: {exc.message}", file=sys.stderr)
         return 2

@@ -85,7 +85,9 @@ class ChatApp:
     """The desktop chat application.
 
     Args:
-        url: the server, ``tcp://host:port``.
+        url: the server, ``tcp://host:port#key``.
+        server_key: its public key, for a URL without one (see :class:`libimchat.Client`).
+        insecure: speak plain text, to a server run with ``--insecure``.
         notifier: shows a desktop notification (default: plyer).
         timeout: seconds each server call may take before it fails.
         dark: start with the dark theme.
@@ -99,12 +101,14 @@ class ChatApp:
         self,
         url: str,
         *,
+        server_key: str | None = None,
+        insecure: bool = False,
         notifier: Notifier = desktop_notifier,
         timeout: float = 10.0,
         dark: bool = False,
     ) -> None:
-        client = Client(url, timeout=timeout)
-        self.url = url
+        client = Client(url, timeout=timeout, server_key=server_key, insecure=insecure)
+        self.url = url.partition("#")[0]  # the key is no use to read
         self.closed = False
         try:
             self.root = ttk.App(
@@ -118,7 +122,7 @@ class ChatApp:
             raise
         self.root.protocol("WM_DELETE_WINDOW", self.close)
         style_lists(self.root)
-        self.status = StatusBar(self.root, url)
+        self.status = StatusBar(self.root, self.url)
         self.status.pack(side=tk.BOTTOM, fill=tk.X)
         ttk.Separator(self.root).pack(side=tk.BOTTOM, fill=tk.X)
         self.bridge = Bridge(self.root, client, on_event=self._on_event, on_error=self.show_error)
