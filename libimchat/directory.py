@@ -25,6 +25,7 @@ from typing import Any
 
 from . import protocol as p
 from . import validation as v
+from .confusables import skeleton
 from .errors import ChatError, ProtocolError
 from .models import Message, Room, User
 from .passwords import Passwords
@@ -152,6 +153,9 @@ class Directory:
         """(Re)build the in-memory view from the store."""
         self.accounts: dict[int, _Account] = {}
         self.account_by_key: dict[str, int] = {}
+        # the holder of each skeleton (confusables.py), so that a new name cannot look like
+        # another's; of names stored before that check which share one, the first holds it
+        self.account_by_skeleton: dict[str, int] = {}
         for row in self.store.users():
             self.accounts[row.id] = _Account(
                 id=row.id,
@@ -164,8 +168,10 @@ class Directory:
                 inbox_acked=row.inbox_acked,
             )
             self.account_by_key[row.username_key] = row.id
+            self.account_by_skeleton.setdefault(skeleton(row.username), row.id)
         self.rooms: dict[int, _Room] = {}
         self.room_by_key: dict[str, int] = {}
+        self.room_by_skeleton: dict[str, int] = {}
         for room in self.store.rooms():
             self.rooms[room.id] = _Room(
                 id=room.id,
@@ -175,6 +181,7 @@ class Directory:
                 last_seq=self.store.last_seq(room.id),
             )
             self.room_by_key[room.room_key] = room.id
+            self.room_by_skeleton.setdefault(skeleton(room.room), room.id)
         self.dialogs: dict[tuple[int, int], int] = {}
         self.dialog_seq: dict[int, int] = {}
         for conversation_id, lo, hi in self.store.dialogs():
@@ -341,6 +348,15 @@ class Directory:
             raise ChatError("no_such_room", f"no room is called {room!r}")
         return self.rooms[room_id]
 
+    def _refuse_look_alike(self, username: str, shape: str, own: str | None = None) -> None:
+        """Refuse a username that looks like another user's (``own``: the renaming user's)."""
+        holder = self.account_by_skeleton.get(shape)
+        if holder is not None and shape != own:
+            taken = self.accounts[holder].username
+            raise ChatError(
+                "username_taken", f"the username {username!r} looks like {taken!r}, which is taken"
+            )
+
     # --- sessions and presence
 
     def _hello(self, peer: bytes, req: p.Hello, now: float, out: Outcome) -> None:
@@ -373,6 +389,8 @@ class Directory:
         key = v.name_key(username)
         if key in self.account_by_key:
             raise ChatError("username_taken", f"the username {username!r} is taken")
+        shape = skeleton(username)
+        self._refuse_look_alike(username, shape)
         first_name = v.check_person_name("first name", req.first_name)
         last_name = v.check_person_name("last name", req.last_name)
         phone = v.check_phone(req.phone)
@@ -397,6 +415,7 @@ class Directory:
             inbox_acked=0,
         )
         self.account_by_key[key] = user_id
+        self.account_by_skeleton[shape] = user_id
         out.replies.append((peer, p.Done(rid=req.rid)))
         self._remember(req.key, p.Done(rid=req.rid))
 
@@ -543,11 +562,16 @@ class Directory:
         if owner is not None and owner != account.id:
             raise ChatError("username_taken", f"the username {username!r} is taken")
         old = account.username
+        shape, old_shape = skeleton(username), skeleton(old)
+        self._refuse_look_alike(username, shape, own=old_shape)
         if username != old:
             self.store.rename_user(account.id, username, key)
             del self.account_by_key[account.key]
+            if self.account_by_skeleton.get(old_shape) == account.id:
+                del self.account_by_skeleton[old_shape]
             account.username, account.key = username, key
             self.account_by_key[key] = account.id
+            self.account_by_skeleton.setdefault(shape, account.id)
             self._publish(p.Renamed(seq=self.events_seq + 1, old=old, new=username), out)
         out.replies.append((peer, p.Profile(rid=req.rid, user=self._user(account))))
 
@@ -784,6 +808,10 @@ class Directory:
         key = v.name_key(name)
         if key in self.room_by_key:
             raise ChatError("room_exists", f"a room called {name!r} exists already")
+        shape = skeleton(name)
+        if (holder := self.room_by_skeleton.get(shape)) is not None:
+            existing = self.rooms[holder].name
+            raise ChatError("room_exists", f"a room called {name!r} looks like {existing!r}")
         room_id = self.store.add_room(name, key, creator.id, now)
         self.store.add_member(room_id, creator.id, now)
         room = _Room(id=room_id, name=name, key=key, created_by=creator.id, last_seq=0)
@@ -791,6 +819,7 @@ class Directory:
         creator.rooms.add(room_id)
         self.rooms[room_id] = room
         self.room_by_key[key] = room_id
+        self.room_by_skeleton[shape] = room_id
         self._publish(
             p.RoomCreated(seq=self.events_seq + 1, room=name, created_by=creator.username), out
         )
