@@ -18,6 +18,7 @@ effect::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import struct
 import threading
@@ -86,8 +87,8 @@ class Proxy:
         return self
 
     def close(self) -> None:
-        self.pause()
-        self.cut()
+        """Refuse new connections, reset the live ones and stop the thread."""
+        self._call(self._shut_down())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
         self._loop.close()
@@ -158,6 +159,14 @@ class Proxy:
         assert chosen, f"the proxy listens on no port {port}"
         return chosen
 
+    async def _shut_down(self) -> None:
+        await self._stop_listening()
+        await self._cut(None)
+        tasks = asyncio.all_tasks() - {asyncio.current_task()}
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     async def _cut(self, port: int | None) -> int:
         routes = self._chosen(port)
         cut = [pair for pair, route in self._connections.items() if route in routes]
@@ -222,6 +231,7 @@ class Proxy:
 def _reset(writer: asyncio.StreamWriter) -> None:
     """Close a connection abruptly: an RST, not a FIN, and nothing more is sent."""
     sock: socket.socket | None = writer.get_extra_info("socket")
-    if sock is not None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    with contextlib.suppress(OSError):  # closed already: nothing left to reset
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     writer.transport.abort()
