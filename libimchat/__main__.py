@@ -21,6 +21,7 @@ from pathlib import Path
 from . import store
 from .address import server_url
 from .keys import server_keypair
+from .limits import Limits
 from .server import DATABASE, Server, default_data_dir
 
 FRONT_ENDS = {
@@ -53,6 +54,18 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="no encryption: anyone on the network reads every message and password",
     )
+    serve.add_argument(
+        "--message-rate",
+        type=float,
+        default=Limits.messages_per_second,
+        help="messages per second one user may keep sending (default: %(default)g)",
+    )
+    serve.add_argument(
+        "--message-burst",
+        type=int,
+        default=Limits.message_burst,
+        help="messages one user may send at once (default: %(default)d)",
+    )
     key = commands.add_parser("key", help="print the server's public key (made if missing)")
     key.add_argument("--data-dir", default=None, help=f"default: {default_data_dir()}")
     backup = commands.add_parser(
@@ -76,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         port=args.port,
         pub_port=args.pub_port,
         insecure=args.insecure,
+        limits=Limits(messages_per_second=args.message_rate, message_burst=args.message_burst),
     )
     signal.signal(signal.SIGTERM, lambda *_: server.stop())
     server.start()

@@ -22,7 +22,7 @@ DEFAULT_PAGE = 50
 def result(reply: p.Reply, read: Callable[[Any], T]) -> T:
     """The value of a reply, or the server's failure raised as a ChatError."""
     if isinstance(reply, p.Failure):
-        raise ChatError(reply.code, reply.message)
+        raise ChatError(reply.code, reply.message, retry_after=reply.retry_after or None)
     return read(reply)
 
 

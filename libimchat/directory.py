@@ -27,6 +27,7 @@ from . import protocol as p
 from . import validation as v
 from .confusables import skeleton
 from .errors import ChatError, ProtocolError
+from .limits import Limits, RateLimit
 from .models import Message, Room, User
 from .passwords import Passwords
 from .store import MessageRow, Store
@@ -93,6 +94,7 @@ class Directory:
         welcome: the server's answer to ``Hello`` (its rid is replaced per request).
         liveness: seconds of silence after which a session is considered gone.
         session_ttl: seconds a login's resume token lives without being used.
+        limits: login tries, message rate and rooms per user.
     """
 
     def __init__(
@@ -103,8 +105,14 @@ class Directory:
         welcome: p.Welcome,
         liveness: float,
         session_ttl: float = SESSION_TTL,
+        limits: Limits | None = None,
     ) -> None:
         self.store = store
+        self.limits = limits = limits or Limits()
+        retry = 1 / limits.login_retry
+        self._failed_logins_by_account = RateLimit(limits.login_failures, retry, "failed logins")
+        self._failed_logins_by_peer = RateLimit(limits.login_failures, retry, "failed logins")
+        self._sends = RateLimit(limits.message_burst, limits.messages_per_second, "messages")
         self.session_ttl = session_ttl
         self.passwords = passwords
         self.welcome = welcome
@@ -275,6 +283,8 @@ class Directory:
             for session in silent:
                 self._end_session(session, outcome)
             self._journal.clear()
+        for limit in (self._failed_logins_by_account, self._failed_logins_by_peer, self._sends):
+            limit.forget_full(now)
         return outcome
 
     def forget_old_tokens(self, now: float) -> int:
@@ -320,7 +330,10 @@ class Directory:
         except ChatError as exc:
             # handlers check before they change anything, so there is nothing to undo
             del outcome.replies[mark[0] :], outcome.publications[mark[1] :]
-            outcome.replies.append((peer, p.Failure(rid=rid, code=exc.code, message=exc.message)))
+            failure = p.Failure(
+                rid=rid, code=exc.code, message=exc.message, retry_after=exc.retry_after or 0.0
+            )
+            outcome.replies.append((peer, failure))
         except Exception:
             log.exception("request %s failed", type(request).__name__)
             del outcome.replies[mark[0] :], outcome.publications[mark[1] :]
@@ -423,11 +436,21 @@ class Directory:
         v.require(username=req.username, password=req.password)
         user_id = self.account_by_key.get(v.name_key(req.username))
         account = self.accounts.get(user_id) if user_id is not None else None
+        # a guesser is slowed down per account (across connections) and per
+        # connection (across accounts); the right password waits too
+        self._failed_logins_by_peer.check(peer, now)
+        if account is not None:
+            self._failed_logins_by_account.check(account.id, now)
         matches, upgraded = self.passwords.verify(
             account.password_hash if account else None, req.password
         )
         if account is None or not matches:
+            self._failed_logins_by_peer.spend(peer, now)
+            if account is not None:
+                self._failed_logins_by_account.spend(account.id, now)
             raise ChatError("bad_credentials", "wrong username or password")
+        self._failed_logins_by_peer.reset(peer)
+        self._failed_logins_by_account.reset(account.id)
         if upgraded:
             self.store.set_password_hash(account.id, upgraded)
             account.password_hash = upgraded
@@ -663,6 +686,7 @@ class Directory:
         if original is not None:
             out.replies.append((peer, p.Sent(rid=req.rid, message=self._message(original))))
             return
+        self._sends.take(sender.id, now)
         if sender.id in recipient.blocked:
             raise ChatError("blocked", f"{recipient.username} does not accept your messages")
         pair = (min(sender.id, recipient.id), max(sender.id, recipient.id))
@@ -711,6 +735,7 @@ class Directory:
         if original is not None:
             out.replies.append((peer, p.Sent(rid=req.rid, message=self._message(original))))
             return
+        self._sends.take(sender.id, now)
         seq = room.last_seq + 1
         message_id = self.store.add_message(
             conversation_id=room.id,
@@ -812,6 +837,7 @@ class Directory:
         if (holder := self.room_by_skeleton.get(shape)) is not None:
             existing = self.rooms[holder].name
             raise ChatError("room_exists", f"a room called {name!r} looks like {existing!r}")
+        self._check_room_count(creator)
         room_id = self.store.add_room(name, key, creator.id, now)
         self.store.add_member(room_id, creator.id, now)
         room = _Room(id=room_id, name=name, key=key, created_by=creator.id, last_seq=0)
@@ -840,12 +866,21 @@ class Directory:
         room = self._room_named(req.room)
         joining = me.id not in room.members
         if joining:
+            self._check_room_count(me)
             self.store.add_member(room.id, me.id, now)
             room.members.add(me.id)
             me.rooms.add(room.id)
         out.replies.append((peer, p.RoomReply(rid=req.rid, room=self._room(room, me))))
         if joining:
             self._sync_other_clients(me, peer, out)
+
+    def _check_room_count(self, account: _Account) -> None:
+        if len(account.rooms) >= self.limits.rooms_per_user:
+            raise ChatError(
+                "too_many_rooms",
+                f"you are in {len(account.rooms)} rooms, the most one user may be in;"
+                " leave one first",
+            )
 
     def _leave(self, peer: bytes, req: p.Leave, now: float, out: Outcome) -> None:
         me = self.accounts[self._session(peer).user_id]

@@ -17,7 +17,7 @@ from __future__ import annotations
 CODES: dict[str, str] = {
     "missing_fields": "a required field is empty",
     "invalid": "a field has a bad value (username, phone, room name, body...)",
-    "username_taken": "that username (in any letter case) belongs to someone else",
+    "username_taken": "that username, or one that looks like it, belongs to someone else",
     "bad_credentials": "wrong username or password",
     "not_logged_in": "log in first",
     "session_expired": "the session has ended; log in again",
@@ -28,6 +28,8 @@ CODES: dict[str, str] = {
     "blocked": "the recipient has blocked you",
     "bad_request": "the request is not valid libimchat protocol",
     "unsupported_version": "the peer speaks another protocol version",
+    "rate_limited": "too many requests of one kind; wait retry_after seconds",
+    "too_many_rooms": "the user is in as many rooms as one user may be",
     "timeout": "the server did not answer in time",
     "handshake_failed": "the secure handshake failed (wrong server key, or plain text)",
     "closed": "the client is closed",
@@ -41,11 +43,15 @@ class ChatError(Exception):
     Attributes:
         code: a stable identifier from :data:`CODES`.
         message: a sentence for humans.
+        retry_after: for ``rate_limited``, seconds after which a retry may succeed.
     """
 
-    def __init__(self, code: str, message: str | None = None) -> None:
+    def __init__(
+        self, code: str, message: str | None = None, *, retry_after: float | None = None
+    ) -> None:
         self.code = code
         self.message = message or CODES.get(code, code)
+        self.retry_after = retry_after
         super().__init__(f"{code}: {self.message}")
 
 

@@ -304,6 +304,7 @@ class Failure:
     rid: int
     code: str
     message: str
+    retry_after: float = 0.0  # rate_limited: seconds before a retry can succeed
 
 
 Reply = Union[

@@ -23,6 +23,7 @@ from . import protocol as p
 from .address import server_url
 from .directory import SESSION_TTL, Directory, Outcome
 from .keys import default_data_dir, server_keypair
+from .limits import Limits
 from .passwords import Passwords
 from .store import Store
 from .zap import Gatekeeper
@@ -54,6 +55,7 @@ class Server:
         heartbeat_liveness: heartbeats a session may miss before it ends.
         password_profile: the Argon2id cost (see :mod:`libimchat.passwords`).
         session_ttl: seconds a login can be resumed without being used (30 days).
+        limits: login tries, message rate and rooms per user (:class:`~libimchat.limits.Limits`).
         insecure: speak plain text instead of CurveZMQ. Anyone on the network
             then reads every message and password: only for a trusted network
             or for comparing costs.
@@ -74,6 +76,7 @@ class Server:
         heartbeat_liveness: int = 3,
         password_profile: str = "owasp",
         session_ttl: float = SESSION_TTL,
+        limits: Limits | None = None,
         insecure: bool = False,
     ) -> None:
         self.data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
@@ -84,6 +87,7 @@ class Server:
         self._passwords = Passwords(password_profile)
         self.session_ttl = session_ttl
         self.insecure = insecure
+        self.limits = limits or Limits()
         self.public_key: bytes | None = None
         self._ctx: zmq.Context[zmq.Socket[bytes]] | None = None
         self._thread: threading.Thread | None = None
@@ -201,6 +205,7 @@ class Server:
                 ),
                 liveness=self.heartbeat_interval * self.heartbeat_liveness,
                 session_ttl=self.session_ttl,
+                limits=self.limits,
             )
             self._directory = directory  # for tests that look at sessions
             log.info("serving on %s (publishing on port %d)", self.url, self.pub_port)

@@ -6,10 +6,12 @@ import itertools
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import zmq
 
 from libimchat import Client, Event, Server
+from libimchat.limits import Limits
 
 # quick heartbeats so that a vanished client goes offline within a second
 HEARTBEAT = 0.2
@@ -17,13 +19,22 @@ LIVENESS = 3
 _names = itertools.count(1)
 
 
-def start_server(data_dir: Path, port: int = 0) -> Server:
+# tests send faster and fail more logins than people do; the limits have their own tests
+GENEROUS = Limits(login_failures=1000, message_burst=100_000, messages_per_second=100_000.0)
+
+
+def start_server(
+    data_dir: Path, port: int = 0, limits: Limits = GENEROUS, **options: Any
+) -> Server:
+    """A server for tests: quick heartbeats, cheap password hashing, generous limits."""
     return Server(
         data_dir,
         port=port,
         heartbeat_interval=HEARTBEAT,
         heartbeat_liveness=LIVENESS,
         password_profile="fast",
+        limits=limits,
+        **options,
     ).start()
 
 

@@ -38,7 +38,8 @@ def test_a_malformed_url_is_a_clear_error(url: str) -> None:
 
 
 def test_a_call_without_a_server_times_out_with_a_chat_error() -> None:
-    with Client("tcp://127.0.0.1:9", timeout=0.3, insecure=True) as client, pytest.raises(ChatError) as caught:
+    client = Client("tcp://127.0.0.1:9", timeout=0.3, insecure=True)
+    with client, pytest.raises(ChatError) as caught:
         client.login("ali", "pw")
     assert caught.value.code == "timeout"
 

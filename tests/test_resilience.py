@@ -146,6 +146,7 @@ def server_process(tmp_path: Path) -> Iterator[tuple[list[str], Path, int]]:
     command = [
         sys.executable, "-m", "libimchat", "serve", "--data-dir", str(tmp_path),
         "--port", str(port), "--pub-port", str(pub_port),
+        "--message-rate", "100000", "--message-burst", "100000",
     ]  # fmt: skip
     yield command, tmp_path, port
 
