@@ -21,7 +21,16 @@ import zmq
 from libimchat import ChatError, Client, Server
 from libimchat import protocol as p
 from libimchat.keys import PUBLIC_FILE, SECRET_FILE
-from tests.helpers import HEARTBEAT, LIVENESS, logged_in, raw_dealer, signup, wait_for
+from tests.faults.proxy import Proxy
+from tests.helpers import (
+    HEARTBEAT,
+    LIVENESS,
+    logged_in,
+    raw_dealer,
+    signup,
+    start_server,
+    wait_for,
+)
 
 
 def insecure_server(data_dir: Path) -> Server:
@@ -230,3 +239,36 @@ def test_a_squatter_on_someones_routing_id_receives_nothing_of_theirs(tmp_path: 
             assert [u.username for u in vic.users() if u.online] == ["sam", "vic"]
     finally:
         server.stop()
+
+
+# --- what an eavesdropper sees
+
+
+@pytest.mark.parametrize("insecure", [False, True], ids=["curve", "insecure-control"])
+def test_the_bytes_on_the_wire_hold_no_message_or_password(tmp_path: Path, insecure) -> None:
+    server = start_server(tmp_path, insecure=insecure)
+    password, words, room_words = "hunter2-Pa55word", "meet me at the old mill", "room secret"
+    try:
+        with Proxy.in_front_of(server) as proxy:
+            url = proxy.url(server.url)
+            ali = Client(url, timeout=5, insecure=insecure)
+            sam = Client(url, timeout=5, insecure=insecure)
+            with ali, sam:
+                for client, name in ((ali, "ali"), (sam, "sam")):
+                    signup(client, name, password=password)
+                    client.login(name, password)
+                ali.create_room("mill")
+                sam.join("mill")
+                ali.send("sam", words)
+                ali.send_room("mill", room_words)
+                wait_for(sam, lambda e: e.kind == "message" and e.message.body == words)
+                wait_for(sam, lambda e: e.kind == "room_message" and e.message.body == room_words)
+            wire = proxy.captured()
+    finally:
+        server.stop()
+    assert len(wire) > 1000  # the proxy did see the conversation
+    secrets = [password.encode(), words.encode(), room_words.encode(), b"mill"]
+    if insecure:  # the control: the same capture of a plain-text server shows them all
+        assert all(secret in wire for secret in secrets)
+    else:
+        assert [secret for secret in secrets if secret in wire] == []
