@@ -130,10 +130,9 @@ class Proxy:
         """Every byte that went through so far, both ways, in the order it was forwarded."""
         return self._call(self._snapshot())
 
-    @property
-    def connections(self) -> int:
-        """How many connections are live now."""
-        return self._call(self._count())
+    def connections(self, port: int | None = None) -> int:
+        """How many connections of the route listening on ``port`` (of all routes) are live."""
+        return self._call(self._count(port))
 
     # --- the loop's side
 
@@ -162,10 +161,10 @@ class Proxy:
     async def _shut_down(self) -> None:
         await self._stop_listening()
         await self._cut(None)
-        tasks = asyncio.all_tasks() - {asyncio.current_task()}
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._set_flowing(None, flowing=True)  # frozen pumps wake up and find the reset
+        forwarding = asyncio.all_tasks() - {asyncio.current_task()}
+        if forwarding:
+            await asyncio.wait(forwarding, timeout=5)
 
     async def _cut(self, port: int | None) -> int:
         routes = self._chosen(port)
@@ -186,8 +185,9 @@ class Proxy:
     async def _snapshot(self) -> bytes:
         return bytes(self._captured)
 
-    async def _count(self) -> int:
-        return len(self._connections)
+    async def _count(self, port: int | None) -> int:
+        routes = self._chosen(port)
+        return sum(route in routes for route in self._connections.values())
 
     async def _forward(
         self, route: _Route, client: asyncio.StreamReader, to_client: asyncio.StreamWriter

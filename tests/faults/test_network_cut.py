@@ -19,12 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from libimchat import Client, Message, Server
+from libimchat import ChatError, Client, Message, Server
 from libimchat.server import DATABASE
 from tests.faults.proxy import Proxy
 from tests.faults.servers import wait_until
 from tests.faults.traffic import Traffic, check_delivery, check_store, wait_delivered
-from tests.helpers import HEARTBEAT, LIVENESS, logged_in, start_server
+from tests.helpers import HEARTBEAT, LIVENESS, logged_in, signup, start_server
 
 USERS = 4
 PER_USER = 400
@@ -127,6 +127,47 @@ def test_a_backfill_lost_in_a_short_cut_is_asked_for_again(server: Server, proxy
     finally:
         reader.close()
         poster.close()
+
+
+def test_a_cut_during_the_handshake_is_not_taken_for_a_wrong_key(
+    server: Server, proxy: Proxy
+) -> None:
+    """A connection reset while the client reconnects is a network fault: calls wait it out.
+
+    libzmq reports a connection that drops during the CurveZMQ handshake as a
+    failed handshake (EVENT_HANDSHAKE_FAILED_NO_DETAIL), as it reports a
+    handshake with the wrong server key. The client must not fail its pending
+    calls with ``handshake_failed`` ("the server key is probably wrong") for
+    the former: the send below is resent and acknowledged once the network is back.
+    """
+    peer = logged_in(server.url, "peer")
+    # a liveness window longer than the test: the client never reconnects by itself
+    client = Client(proxy.url(server.url), timeout=10.0, heartbeat_liveness=100)
+    outcome: list[object] = []
+    try:
+        client.login(signup(client, "sender"), "pw")
+        proxy.freeze(server.port)
+        proxy.cut(server.port)
+        # libzmq reconnects the request connection; its handshake is stuck in the proxy
+        wait_until(lambda: proxy.connections(server.port) == 1, 5, "a reconnection")
+        sender = threading.Thread(target=lambda: outcome.append(_send(client, "peer")))
+        sender.start()
+        time.sleep(0.1)  # for the send to reach the client's thread (nothing to wait on)
+        proxy.cut(server.port)  # mid-handshake
+        proxy.thaw(server.port)
+        sender.join(15)
+        assert len(outcome) == 1 and isinstance(outcome[0], Message), outcome
+        assert peer.history("sender") == [outcome[0]]
+    finally:
+        client.close()
+        peer.close()
+
+
+def _send(client: Client, to: str) -> Message | ChatError:
+    try:
+        return client.send(to, "sent while the network flickers")
+    except ChatError as exc:
+        return exc
 
 
 def _room_messages(client: Client, count: int, timeout: float) -> list[Message]:

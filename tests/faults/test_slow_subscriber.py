@@ -28,7 +28,7 @@ import zmq
 from libimchat import Client, Server
 from libimchat import protocol as p
 from tests.faults.proxy import Proxy
-from tests.faults.wire import raw_socket
+from tests.faults.wire import Context, endpoint, raw_socket, secured_socket
 from tests.helpers import HEARTBEAT, LIVENESS, logged_in, signup, start_server
 
 ROOM = "Busy"
@@ -46,8 +46,8 @@ def server(tmp_path: Path) -> Iterator[Server]:
 
 @pytest.mark.timeout(60)
 def test_stalled_readers_slow_nobody_and_the_client_catches_up_in_full(server: Server) -> None:
-    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    stuck = [_stuck_subscriber(ctx, server) for _ in range(STUCK)]
+    ctx: Context = zmq.Context()
+    stuck = [_stuck_subscriber(ctx, server, f"stuck{index}") for index in range(STUCK)]
     alice, bob = logged_in(server.url, "alice"), logged_in(server.url, "bob")
     with Proxy.in_front_of(server) as proxy, Client(proxy.url(server.url)) as slow:
         try:
@@ -105,17 +105,39 @@ def test_a_backfill_of_the_longest_messages_fits_in_a_frame(server: Server) -> N
             posted = [
                 poster.send_room(ROOM, f"{i:05d} ".ljust(longest, "x")).id for i in range(250)
             ]
-            assert _room_ids(reader, len(posted), timeout=10) == posted
+            assert _room_ids(reader, len(posted), timeout=5) == posted
         finally:
             poster.close()
 
 
-def _stuck_subscriber(ctx: zmq.Context[zmq.Socket[bytes]], server: Server) -> zmq.Socket[bytes]:
-    """A subscriber to the room that holds one message and a few KiB in its kernel buffer."""
-    sock = raw_socket(ctx, zmq.SUB, server.url, server.pub_port)
+def _stuck_subscriber(ctx: Context, server: Server, name: str) -> zmq.Socket[bytes]:
+    """A subscriber to the room that holds one message and a few KiB in its kernel buffer.
+
+    The server's PUB socket admits only a key that a live session named, so a
+    raw DEALER logs ``name`` in naming the subscriber's key, and the
+    subscriber connects while that session lives.
+    """
+    keypair = zmq.curve_keypair()
+    with Client(server.url) as client:
+        signup(client, name)
+    dealer = raw_socket(ctx, zmq.DEALER, server.url)
+    sock = secured_socket(ctx, zmq.SUB, server.url, keypair)
     sock.setsockopt(zmq.RCVHWM, 1)
     sock.setsockopt(zmq.RCVBUF, 4096)
     sock.setsockopt(zmq.SUBSCRIBE, p.room_topic(ROOM))
+    admitted = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
+    try:
+        subscriber_key = keypair[0].decode() if server.public_key else ""
+        login = p.Login(rid=1, username=name, password="pw", subscriber_key=subscriber_key)
+        dealer.send_multipart(p.encode(login))
+        assert dealer.poll(5000), "no answer to Login"
+        assert isinstance(p.decode(dealer.recv_multipart()), p.SessionStarted)
+        sock.connect(endpoint(server.url, server.pub_port))
+        assert admitted.poll(5000), "the server did not admit the subscriber"
+    finally:
+        sock.disable_monitor()
+        admitted.close(linger=0)
+        dealer.close(linger=0)  # the session lapses; an admitted subscriber stays
     return sock
 
 
