@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 URL ?= tcp://127.0.0.1:5555
 
-.PHONY: run demo test lint bench screenshots clean
+.PHONY: run demo test lint fuzz bench screenshots clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ lint: $(VENV)/.installed
 	$(PY) -m ruff check libimchat apps tests examples bench
 	$(PY) -m ruff format --check libimchat apps tests examples bench
 	$(PY) -m mypy
+
+fuzz: $(VENV)/.installed  ## the fault suite's fuzz of a live server, for FUZZ_SECONDS (default 600)
+	IMCHAT_FUZZ_SECONDS=$(or $(FUZZ_SECONDS),600) $(PY) -m pytest -q -s tests/faults/test_fuzz.py
 
 bench: $(VENV)/.installed  ## benchmarks into docs/BENCH.md (QUICK=1: < 2 min; PEERS=1: also InspIRCd)
 	$(PY) -m pip install --quiet -e '.[bench]'
