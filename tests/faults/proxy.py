@@ -102,8 +102,11 @@ class Proxy:
     # --- faults
 
     def cut(self, port: int | None = None) -> int:
-        """Reset the live connections of the route listening on ``port`` (of all routes if
-        ``None``) at once, both sides, mid-stream; returns how many."""
+        """Reset live connections at once, both sides, mid-stream; returns how many.
+
+        Args:
+            port: only those of the route listening on this port.
+        """
         return self._call(self._cut(port))
 
     def pause(self) -> None:
@@ -219,6 +222,8 @@ class Proxy:
                 if not data:
                     break
                 await route.flowing.wait()  # frozen while the read was pending
+                if sink.is_closing():
+                    break  # cut meanwhile: what was read is lost with the connection
                 self._captured += data
                 sink.write(data)
                 await sink.drain()
@@ -230,7 +235,7 @@ class Proxy:
 
 def _reset(writer: asyncio.StreamWriter) -> None:
     """Close a connection abruptly: an RST, not a FIN, and nothing more is sent."""
-    sock: socket.socket | None = writer.get_extra_info("socket")
+    sock = writer.get_extra_info("socket")
     with contextlib.suppress(OSError):  # closed already: nothing left to reset
         if sock is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

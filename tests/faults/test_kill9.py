@@ -35,6 +35,7 @@ KILLS = 3
 def test_kill_9_at_random_moments_loses_and_doubles_nothing(tmp_path: Path, capsys) -> None:
     seed = int(os.environ.get("IMCHAT_FAULT_SEED") or random.randrange(1 << 32))
     rng = random.Random(seed)
+    print(f"IMCHAT_FAULT_SEED={seed}")  # shown if the test fails: replays the run
     server = ServerProcess(tmp_path).start()
     traffic = Traffic(server.url, users=USERS, per_user=PER_USER, seed=seed)
     # kill when this many sends have been acknowledged: somewhere in the middle 80 %

@@ -49,8 +49,14 @@ def proxy(server: Server) -> Iterator[Proxy]:
 def test_cuts_and_an_outage_lose_and_double_nothing(server: Server, proxy: Proxy, capsys) -> None:
     seed = int(os.environ.get("IMCHAT_FAULT_SEED") or random.randrange(1 << 32))
     rng = random.Random(seed)
+    print(f"IMCHAT_FAULT_SEED={seed}")  # shown if the test fails: replays the run
     traffic = Traffic(proxy.url(server.url), users=USERS, per_user=PER_USER, seed=seed)
-    moments = sorted(rng.sample(range(traffic.total // 10, traffic.total * 9 // 10), CUTS + 1))
+    # at a random point of distinct tenths of the run, so that traffic flows again between
+    # two faults and each one hits live connections
+    tenth = traffic.total // 10
+    moments = [
+        k * tenth + rng.randrange(tenth // 2) for k in sorted(rng.sample(range(1, 9), CUTS + 1))
+    ]
     outage_at = rng.randrange(len(moments))
     cut: list[int] = []
     failures: list[BaseException] = []

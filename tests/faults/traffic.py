@@ -85,8 +85,10 @@ class Traffic:
 
     def start(self) -> None:
         for chatter in self.chatters:
+            others = [c.name for c in self.chatters if c is not chatter]
+            # None: a room post
             plan = [
-                self._rng.choice([None, *(c.name for c in self.chatters if c is not chatter)])
+                None if self._rng.random() < 0.5 else self._rng.choice(others)
                 for _ in range(self.per_user)
             ]
             thread = threading.Thread(target=self._send, args=(chatter, plan), daemon=True)
