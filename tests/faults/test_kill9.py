@@ -18,6 +18,7 @@ import os
 import random
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,42 +32,44 @@ PER_USER = 600
 KILLS = 3
 
 
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    server = ServerProcess(tmp_path).start()
+    yield server
+    server.stop()
+
+
 @pytest.mark.timeout(60)
-def test_kill_9_at_random_moments_loses_and_doubles_nothing(tmp_path: Path, capsys) -> None:
+def test_kill_9_at_random_moments_loses_and_doubles_nothing(server: ServerProcess, capsys) -> None:
     seed = int(os.environ.get("IMCHAT_FAULT_SEED") or random.randrange(1 << 32))
     rng = random.Random(seed)
     print(f"IMCHAT_FAULT_SEED={seed}")  # shown if the test fails: replays the run
-    server = ServerProcess(tmp_path).start()
-    traffic = Traffic(server.url, users=USERS, per_user=PER_USER, seed=seed)
-    # kill when this many sends have been acknowledged: somewhere in the middle 80 %
-    moments = sorted(rng.sample(range(traffic.total // 10, traffic.total * 9 // 10), KILLS))
-
     failures: list[BaseException] = []
+    with Traffic(server.url, users=USERS, per_user=PER_USER, seed=seed) as traffic:
+        # kill when this many sends have been acknowledged: somewhere in the middle 80 %
+        moments = sorted(rng.sample(range(traffic.total // 10, traffic.total * 9 // 10), KILLS))
 
-    def kill_and_restart() -> None:
-        try:
-            for moment in moments:
-                wait_until(lambda m=moment: traffic.acked >= m, 30, f"{moment} acknowledged sends")
-                server.kill()
-                time.sleep(rng.uniform(0, 0.3))  # down for a while, or back at once
-                server.start()
-        except BaseException as exc:
-            failures.append(exc)
+        def kill_and_restart() -> None:
+            try:
+                for moment in moments:
+                    wait_until(lambda m=moment: traffic.acked >= m, 30, f"{moment} acknowledged")
+                    server.kill()
+                    time.sleep(rng.uniform(0, 0.3))  # down for a while, or back at once
+                    server.start()
+            except BaseException as exc:
+                failures.append(exc)
 
-    killer = threading.Thread(target=kill_and_restart, daemon=True)
-    try:
+        killer = threading.Thread(target=kill_and_restart, daemon=True)
         traffic.start()
         killer.start()
         traffic.finish(timeout=45)
         killer.join(10)
         assert not failures, failures
+        assert server.kills == KILLS
         wait_delivered(traffic, timeout=10)
         check_delivery(traffic)
-    finally:
-        traffic.close()
-        server.stop()
-    figures = check_store(tmp_path / DATABASE, traffic)
-    assert server.kills == KILLS
+    server.stop()
+    figures = check_store(server.data_dir / DATABASE, traffic)
     with capsys.disabled():
         print(
             f"\nFIGURES: kill9 acknowledged={figures.acknowledged} lost={figures.lost}"

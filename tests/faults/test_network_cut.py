@@ -50,33 +50,31 @@ def test_cuts_and_an_outage_lose_and_double_nothing(server: Server, proxy: Proxy
     seed = int(os.environ.get("IMCHAT_FAULT_SEED") or random.randrange(1 << 32))
     rng = random.Random(seed)
     print(f"IMCHAT_FAULT_SEED={seed}")  # shown if the test fails: replays the run
-    traffic = Traffic(proxy.url(server.url), users=USERS, per_user=PER_USER, seed=seed)
-    # at a random point of distinct tenths of the run, so that traffic flows again between
-    # two faults and each one hits live connections
-    tenth = traffic.total // 10
-    moments = [
-        k * tenth + rng.randrange(tenth // 2) for k in sorted(rng.sample(range(1, 9), CUTS + 1))
-    ]
-    outage_at = rng.randrange(len(moments))
-    cut: list[int] = []
     failures: list[BaseException] = []
+    cut: list[int] = []
+    with Traffic(proxy.url(server.url), users=USERS, per_user=PER_USER, seed=seed) as traffic:
+        # at a random point of distinct tenths of the run, so that traffic flows again
+        # between two faults and each one hits live connections
+        tenth = traffic.total // 10
+        slots = sorted(rng.sample(range(1, 9), CUTS + 1))
+        moments = [slot * tenth + rng.randrange(tenth // 2) for slot in slots]
+        outage_at = rng.randrange(len(moments))
 
-    def break_the_network() -> None:
-        try:
-            for index, moment in enumerate(moments):
-                wait_until(lambda m=moment: traffic.acked >= m, 30, f"{moment} acknowledged sends")
-                if index == outage_at:
-                    proxy.pause()
-                    cut.append(proxy.cut())
-                    time.sleep(OUTAGE)
-                    proxy.resume()
-                else:
-                    cut.append(proxy.cut())
-        except BaseException as exc:
-            failures.append(exc)
+        def break_the_network() -> None:
+            try:
+                for index, moment in enumerate(moments):
+                    wait_until(lambda m=moment: traffic.acked >= m, 30, f"{moment} acknowledged")
+                    if index == outage_at:
+                        proxy.pause()
+                        cut.append(proxy.cut())
+                        time.sleep(OUTAGE)
+                        proxy.resume()
+                    else:
+                        cut.append(proxy.cut())
+            except BaseException as exc:
+                failures.append(exc)
 
-    breaker = threading.Thread(target=break_the_network, daemon=True)
-    try:
+        breaker = threading.Thread(target=break_the_network, daemon=True)
         traffic.start()
         breaker.start()
         traffic.finish(timeout=45)
@@ -85,14 +83,12 @@ def test_cuts_and_an_outage_lose_and_double_nothing(server: Server, proxy: Proxy
         assert len(cut) == len(moments) and all(cut), f"a cut found no live connection: {cut}"
         wait_delivered(traffic, timeout=10)
         check_delivery(traffic)
-    finally:
-        traffic.close()
-        server.stop()
+    server.stop()
     figures = check_store(server.data_dir / DATABASE, traffic)
     with capsys.disabled():
         print(
             f"\nFIGURES: network_cut acknowledged={figures.acknowledged} lost={figures.lost}"
-            f" duplicated={figures.duplicated} cuts={len(cut)} outage_s={OUTAGE:g}"
+            f" duplicated={figures.duplicated} cuts={CUTS} outages=1 outage_s={OUTAGE:g}"
             f" connections_reset={sum(cut)}"
             f" resends={sum(c.resends for c in traffic.chatters)} seed={seed}"
         )

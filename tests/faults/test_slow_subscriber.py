@@ -18,6 +18,7 @@ subscriber lost, it fetches.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,42 +47,40 @@ def server(tmp_path: Path) -> Iterator[Server]:
 
 @pytest.mark.timeout(60)
 def test_stalled_readers_slow_nobody_and_the_client_catches_up_in_full(server: Server) -> None:
-    ctx: Context = zmq.Context()
-    stuck = [_stuck_subscriber(ctx, server, f"stuck{index}") for index in range(STUCK)]
-    alice, bob = logged_in(server.url, "alice"), logged_in(server.url, "bob")
-    with Proxy.in_front_of(server) as proxy, Client(proxy.url(server.url)) as slow:
-        try:
-            slow.login(signup(slow, "slow"), "pw")
-            alice.create_room(ROOM)
-            bob.join(ROOM)
-            slow.join(ROOM)
-            proxy.freeze()
-            posters = [alice, bob]
-            posted = [
-                posters[i % 2].send_room(ROOM, f"{i:05d} ".ljust(BODY, "x")) for i in range(POSTS)
-            ]
-            expected = [m.id for m in posted]  # posted one after the other: room order
-            assert [m.seq for m in posted] == list(range(1, POSTS + 1))
+    with contextlib.ExitStack() as closing:
+        ctx: Context = zmq.Context()
+        closing.callback(ctx.term)
+        stuck = [_stuck_subscriber(ctx, server, f"stuck{index}") for index in range(STUCK)]
+        for sock in stuck:
+            closing.callback(sock.close, linger=0)
+        alice = closing.enter_context(logged_in(server.url, "alice"))
+        bob = closing.enter_context(logged_in(server.url, "bob"))
+        proxy = closing.enter_context(Proxy.in_front_of(server))
+        slow = closing.enter_context(logged_in(proxy.url(server.url), "slow"))
+        alice.create_room(ROOM)
+        bob.join(ROOM)
+        slow.join(ROOM)
 
-            assert _room_ids(alice, POSTS, timeout=20) == expected
-            assert _room_ids(bob, POSTS, timeout=20) == expected
-            # ...and the frozen client has seen nothing yet
-            assert _room_ids(slow, POSTS, timeout=0) == []
-            for sock in stuck:
-                seqs = _drain(sock)
-                assert 0 < len(seqs) < POSTS, f"no publication was dropped: {len(seqs)} kept"
-                assert seqs == list(range(1, len(seqs) + 1))  # what was kept: the start, in order
+        proxy.freeze()
+        posters = [alice, bob]
+        posted = [
+            posters[i % 2].send_room(ROOM, f"{i:05d} ".ljust(BODY, "x")) for i in range(POSTS)
+        ]
+        expected = [m.id for m in posted]  # posted one after the other: room order
+        assert [m.seq for m in posted] == list(range(1, POSTS + 1))
+        assert _room_ids(alice, POSTS, timeout=20) == expected
+        assert _room_ids(bob, POSTS, timeout=20) == expected
+        # ...while the frozen client has seen nothing yet
+        assert _room_ids(slow, POSTS, timeout=0) == []
+        for sock in stuck:
+            seqs = _drain(sock)
+            assert 0 < len(seqs) < POSTS, f"no publication was dropped: {len(seqs)} kept"
+            assert seqs == list(range(1, len(seqs) + 1))  # what was kept: the start, in order
 
-            proxy.thaw()
-            # it noticed the silence and backed off (1 s, then 2 s...) while frozen
-            assert _room_ids(slow, POSTS, timeout=20) == expected
-            assert _room_ids(slow, 1, timeout=3 * HEARTBEAT * LIVENESS) == []  # and no more
-        finally:
-            alice.close()
-            bob.close()
-            for sock in stuck:
-                sock.close(linger=0)
-            ctx.term()
+        proxy.thaw()
+        # it noticed the silence and backed off (1 s, then 2 s...) while frozen
+        assert _room_ids(slow, POSTS, timeout=20) == expected
+        assert _room_ids(slow, 1, timeout=3 * HEARTBEAT * LIVENESS) == []  # and no more
 
 
 def test_a_backfill_of_the_longest_messages_fits_in_a_frame(server: Server) -> None:
@@ -95,19 +94,15 @@ def test_a_backfill_of_the_longest_messages_fits_in_a_frame(server: Server) -> N
     after reconnecting, forever.
     """
     longest = 8000  # validation.py: the longest body
-    poster = logged_in(server.url, "poster")
-    with Proxy.in_front_of(server) as proxy, Client(proxy.url(server.url)) as reader:
-        try:
-            reader.login(signup(reader, "reader"), "pw")
-            poster.create_room(ROOM)
-            reader.join(ROOM)
-            proxy.freeze(server.pub_port)  # its subscriber misses everything from now on
-            posted = [
-                poster.send_room(ROOM, f"{i:05d} ".ljust(longest, "x")).id for i in range(250)
-            ]
-            assert _room_ids(reader, len(posted), timeout=5) == posted
-        finally:
-            poster.close()
+    with contextlib.ExitStack() as closing:
+        poster = closing.enter_context(logged_in(server.url, "poster"))
+        proxy = closing.enter_context(Proxy.in_front_of(server))
+        reader = closing.enter_context(logged_in(proxy.url(server.url), "reader"))
+        poster.create_room(ROOM)
+        reader.join(ROOM)
+        proxy.freeze(server.pub_port)  # its subscriber misses everything from now on
+        posted = [poster.send_room(ROOM, f"{i:05d} ".ljust(longest, "x")).id for i in range(250)]
+        assert _room_ids(reader, len(posted), timeout=5) == posted
 
 
 def _stuck_subscriber(ctx: Context, server: Server, name: str) -> zmq.Socket[bytes]:

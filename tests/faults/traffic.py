@@ -107,6 +107,12 @@ class Traffic:
         for chatter in self.chatters:
             chatter.client.close()
 
+    def __enter__(self) -> Traffic:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def _send(self, chatter: Chatter, plan: list[str | None]) -> None:
         try:
             for index, to in enumerate(plan):
