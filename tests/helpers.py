@@ -23,19 +23,18 @@ _names = itertools.count(1)
 GENEROUS = Limits(login_failures=1000, message_burst=100_000, messages_per_second=100_000.0)
 
 
-def start_server(
-    data_dir: Path, port: int = 0, limits: Limits = GENEROUS, **options: Any
-) -> Server:
-    """A server for tests: quick heartbeats, cheap password hashing, generous limits."""
-    return Server(
-        data_dir,
-        port=port,
-        heartbeat_interval=HEARTBEAT,
-        heartbeat_liveness=LIVENESS,
-        password_profile="fast",
-        limits=limits,
-        **options,
-    ).start()
+def start_server(data_dir: Path, port: int = 0, **options: Any) -> Server:
+    """A server for tests: quick heartbeats, cheap password hashing, generous limits.
+
+    ``options`` go to :class:`Server` and override those defaults.
+    """
+    settings: dict[str, Any] = {
+        "heartbeat_interval": HEARTBEAT,
+        "heartbeat_liveness": LIVENESS,
+        "password_profile": "fast",
+        "limits": GENEROUS,
+    }
+    return Server(data_dir, port=port, **(settings | options)).start()
 
 
 def raw_dealer(
