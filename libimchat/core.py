@@ -13,6 +13,13 @@ subscription took effect, or everything sent while we were disconnected. The
 server's heartbeat answer (``Pong``) carries the newest sequence of each of our
 rooms and of our inbox, so even a lost *last* message is noticed within one
 heartbeat.
+
+The server's PUB socket admits a SUB only while a session that named the SUB's
+public key (``subscriber_key`` in Login and Resume) lives, and libzmq does not
+retry a refused handshake. So the SUB is connected after each session start,
+never before (it would be refused), connected anew after each later one (a SUB
+that libzmq reconnected to a restarted server before we resumed was refused),
+and closed at logout.
 """
 
 from __future__ import annotations
@@ -64,12 +71,19 @@ class Unsubscribe:
 
 @dataclass(frozen=True, slots=True)
 class ConnectSubscriber:
-    """(Re)connect the SUB socket to the server's PUB port."""
+    """(Re)connect the SUB socket to the server's PUB port, with every topic subscribed."""
 
     port: int
 
 
-Action = Union[Transmit, Resolve, Emit, Subscribe, Unsubscribe, ConnectSubscriber]
+@dataclass(frozen=True, slots=True)
+class DisconnectSubscriber:
+    """Close the SUB socket: the session it was admitted for has ended."""
+
+
+Action = Union[
+    Transmit, Resolve, Emit, Subscribe, Unsubscribe, ConnectSubscriber, DisconnectSubscriber
+]
 
 
 class _Numbered(Protocol):
@@ -90,10 +104,18 @@ class _Sequence:
 
 
 class ClientCore:
-    """A client's session state; every method returns the actions to carry out."""
+    """A client's session state; every method returns the actions to carry out.
 
-    def __init__(self, agent: str = "libimchat") -> None:
+    Args:
+        agent: the client's name, sent in Hello.
+        subscriber_key: the CURVE public key (Z85) of the client's SUB socket,
+            sent in Login and Resume so that the server's PUB socket admits
+            it; "" without encryption.
+    """
+
+    def __init__(self, agent: str = "libimchat", subscriber_key: str = "") -> None:
         self.agent = agent
+        self.subscriber_key = subscriber_key
         self._rids = itertools.count(1)
         self.pending: dict[int, p.Request] = {}
         self._internal: dict[int, p.Request] = {}
@@ -139,6 +161,8 @@ class ClientCore:
         if self.refusal is not None:
             return rid, [Resolve(rid, dataclasses.replace(self.refusal, rid=rid))]
         request = dataclasses.replace(request, rid=rid)
+        if isinstance(request, p.Login):
+            request = dataclasses.replace(request, subscriber_key=self.subscriber_key)
         if isinstance(request, p.Logout) and self.inbox is not None:
             request = dataclasses.replace(request, inbox_seen=self.inbox.last)
         self.pending[rid] = request
@@ -241,6 +265,9 @@ class ClientCore:
             actions += [Subscribe(p.room_topic(room)) for room in self.rooms]
         else:
             actions += self._follow_rooms(reply.rooms)
+        if self.pub_port is not None:
+            # the PUB socket admits our key from now on, and maybe refused it before
+            actions.append(ConnectSubscriber(self.pub_port))
         actions += self._catch_up(reply.inbox_head, reply.rooms, reply.events_seq)
         if not self.connected:
             self.connected = True
@@ -271,6 +298,8 @@ class ClientCore:
         actions: list[Action] = [Unsubscribe(p.room_topic(room)) for room in self.rooms]
         if self.user is not None:
             actions.append(Unsubscribe(p.GLOBAL_TOPIC))
+        # the server stopped admitting our key, but cannot cut a SUB it let in
+        actions.append(DisconnectSubscriber())
         self.user = self.token = self.inbox = None
         self.rooms, self.blocked = {}, set()
         return actions
@@ -294,9 +323,7 @@ class ClientCore:
         if isinstance(reply, p.Welcome):
             self.heartbeat_interval = reply.heartbeat_interval
             self.heartbeat_liveness = reply.heartbeat_liveness
-            if reply.pub_port != self.pub_port:
-                self.pub_port = reply.pub_port
-                return [ConnectSubscriber(reply.pub_port)]
+            self.pub_port = reply.pub_port  # connected to at the next session start
             return []
         if isinstance(reply, p.SessionStarted):
             actions = self._session_started(reply, resumed=True)
@@ -347,7 +374,8 @@ class ClientCore:
     def _resume(self) -> list[Action]:
         if self.token is None or any(isinstance(r, p.Resume) for r in self._internal.values()):
             return []
-        return self._internal_request(p.Resume(rid=0, token=self.token))
+        resume = p.Resume(rid=0, token=self.token, subscriber_key=self.subscriber_key)
+        return self._internal_request(resume)
 
     def _catch_up(
         self, inbox_head: int, marks: tuple[p.RoomMark, ...], events_seq: int

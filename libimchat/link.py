@@ -31,6 +31,7 @@ from .core import (
     Action,
     ClientCore,
     ConnectSubscriber,
+    DisconnectSubscriber,
     Emit,
     Resolve,
     Subscribe,
@@ -74,10 +75,11 @@ class Link:
         agent: str = "libimchat",
     ) -> None:
         self.address = address
-        # this client's own CURVE keypair, for as long as it lives
+        # this client's own CURVE keypair, for as long as it lives; the public
+        # half is named in Login and Resume, for the server's PUB socket to admit
         self._keypair = zmq.curve_keypair() if address.server_key else None
         self.refusal: ChatError | None = None  # why the last handshake failed, if it did
-        self.core = ClientCore(agent)
+        self.core = ClientCore(agent, self._keypair[0].decode() if self._keypair else "")
         self._emit = emit
         self._interval = heartbeat_interval
         self._liveness = heartbeat_liveness
@@ -315,6 +317,9 @@ class Link:
                         self._sub.setsockopt(zmq.UNSUBSCRIBE, action.topic)
             elif isinstance(action, ConnectSubscriber):
                 self._connect_subscriber(action.port)
+            elif isinstance(action, DisconnectSubscriber) and self._sub is not None:
+                self._sub.close(linger=0)
+                self._sub = None
 
     def _transmit(self, request: p.Request) -> None:
         if self._dealer is None:
@@ -326,6 +331,10 @@ class Link:
             log.debug("send queue full; %s will be resent", type(request).__name__)
 
     def _connect_subscriber(self, port: int) -> None:
+        # not monitored, unlike the DEALER: a SUB the server's PUB gate refuses
+        # (our session ended, or had not started again when libzmq reconnected it)
+        # is no reason to fail the caller's requests; the core reconnects it at the
+        # next session start, and heartbeats backfill whatever it missed meanwhile
         if self._sub is not None:
             self._sub.close(linger=0)
         self._sub = self._socket(zmq.SUB)

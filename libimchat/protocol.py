@@ -75,12 +75,16 @@ class Login:
     rid: int
     username: str
     password: str
+    # the CURVE public key (Z85) this client's SUB socket presents: the PUB socket
+    # admits only the keys of live sessions. Not a secret; "" when insecure
+    subscriber_key: str = ""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Resume:
     rid: int
     token: str
+    subscriber_key: str = ""  # as for Login
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from libimchat import protocol as p
-from libimchat.core import ClientCore, Emit, Resolve, Subscribe, Transmit
+from libimchat.core import (
+    ClientCore,
+    ConnectSubscriber,
+    DisconnectSubscriber,
+    Emit,
+    Resolve,
+    Subscribe,
+    Transmit,
+)
 from libimchat.models import Message, User
 
 ALI = User(id=1, username="ali", first_name="A", last_name="L", online=True)
@@ -193,3 +201,71 @@ def test_a_session_resumed_on_a_new_server_run_starts_from_its_events() -> None:
         r for r in sent(resumed(core, epoch="run-2", events_seq=5)) if isinstance(r, p.Events)
     ] == []
     assert core.events.last == 5
+
+
+# --- the SUB socket: the server's PUB socket admits it only during a session
+
+
+def subscriber_actions(actions: list) -> list:
+    return [a for a in actions if isinstance(a, (ConnectSubscriber, DisconnectSubscriber))]
+
+
+def welcomed(core: ClientCore, pub_port: int = 5556) -> list:
+    """A new connection and the server's Welcome on it: the actions of both."""
+    connected = core.connection_made()
+    welcome = p.Welcome(
+        rid=sent(connected)[0].rid,
+        version=1,
+        pub_port=pub_port,
+        heartbeat_interval=1.0,
+        heartbeat_liveness=3,
+    )
+    return connected + core.received(p.encode(welcome))
+
+
+def test_the_subscriber_connects_after_login_only_and_names_its_key() -> None:
+    core = ClientCore(subscriber_key="k" * 40)
+    assert subscriber_actions(welcomed(core)) == []  # it would be refused before a session
+    _, (login,) = core.request(p.Login(rid=0, username="ali", password="pw"))
+    assert isinstance(login, Transmit) and login.request.subscriber_key == "k" * 40
+    actions = logged_in(core)
+    assert subscriber_actions(actions) == [ConnectSubscriber(5556)]
+    connect = actions.index(ConnectSubscriber(5556))
+    assert all(not isinstance(a, Subscribe) for a in actions[connect:])  # topics first
+
+
+def test_each_resumed_session_connects_the_subscriber_anew() -> None:
+    # after a server restart libzmq reconnects the SUB by itself, maybe before we
+    # resumed: then it was refused, and libzmq does not try again
+    core = ClientCore(subscriber_key="k" * 40)
+    welcomed(core)
+    logged_in(core)
+    core.connection_lost()
+    actions = welcomed(core, pub_port=6000)
+    assert subscriber_actions(actions) == []
+    (resume,) = [r for r in sent(actions) if isinstance(r, p.Resume)]
+    assert resume.subscriber_key == "k" * 40
+    started = p.SessionStarted(
+        rid=resume.rid,
+        user=ALI,
+        token="tok",
+        epoch="run-2",
+        inbox_acked=0,
+        inbox_head=0,
+        rooms=(),
+        blocked=(),
+        events_seq=0,
+    )
+    assert subscriber_actions(core.received(p.encode(started))) == [ConnectSubscriber(6000)]
+
+
+def test_logging_out_or_losing_the_session_closes_the_subscriber() -> None:
+    core = ClientCore()
+    welcomed(core)
+    logged_in(core)
+    rid, _ = core.request(p.Logout(rid=0))
+    assert subscriber_actions(core.received(p.encode(p.Done(rid=rid)))) == [DisconnectSubscriber()]
+    logged_in(core)
+    (resume,) = sent(core._resume())
+    expired = p.Failure(rid=resume.rid, code="session_expired", message="log in again")
+    assert subscriber_actions(core.received(p.encode(expired))) == [DisconnectSubscriber()]
