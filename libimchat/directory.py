@@ -9,7 +9,11 @@ reply and publication it holds describes durable state (the ack means durable).
 
 A *peer* is the routing id the ROUTER socket gave a client's DEALER
 connection. A peer becomes a *session* when it logs in or resumes; the session
-is bound to that connection, never to anything the client claims.
+is bound to that connection, never to anything the client claims. A session
+also names the CURVE public key of the client's SUB socket: the runner's
+gatekeeper lets a SUB connect to the PUB socket only with the key of a live
+session (:meth:`Directory.may_subscribe`). Claiming another's key gains
+nothing, since a CURVE handshake needs the matching secret key.
 """
 
 from __future__ import annotations
@@ -39,6 +43,9 @@ MAX_CLIENT_ID = 64
 RECENT_EVENTS = 4096
 ANSWERS_KEPT = 10_000
 SESSION_TTL = 30 * 24 * 3600.0
+_Z85 = frozenset(
+    "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#"
+)
 
 
 @dataclass
@@ -79,10 +86,17 @@ class _Session:
     user_id: int
     token_hash: str
     last_seen: float
+    subscriber_key: str  # "" when the client has none (insecure)
 
 
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _subscriber_key(key: str) -> str:
+    if key and (len(key) != 40 or not _Z85.issuperset(key)):
+        raise ChatError("invalid", "subscriber_key is a CURVE public key: 40 Z85 characters")
+    return key
 
 
 class Directory:
@@ -201,8 +215,12 @@ class Directory:
         for blocker, blocked in self.store.blocks():
             self.accounts[blocker].blocked.add(blocked)
         self.online: dict[int, set[bytes]] = {}
+        # the SUB keys of live sessions, each with the peers whose sessions name it
+        self.subscribers: dict[str, set[bytes]] = {}
         for session in self.sessions.values():
             self.online.setdefault(session.user_id, set()).add(session.peer)
+            if session.subscriber_key:
+                self.subscribers.setdefault(session.subscriber_key, set()).add(session.peer)
 
     # --- entry points for the runner
 
@@ -270,6 +288,13 @@ class Directory:
             self.recent_events.pop()
         self.events_seq = events_seq
         self._load()
+
+    def may_subscribe(self, key: str) -> bool:
+        """Whether a SUB socket presenting this CURVE public key (Z85) may connect now.
+
+        Only while a session that named the key in its Login or Resume lives.
+        """
+        return key in self.subscribers
 
     def expire(self, now: float) -> Outcome:
         """End the sessions that have been silent for longer than the liveness."""
@@ -434,6 +459,7 @@ class Directory:
 
     def _login(self, peer: bytes, req: p.Login, now: float, out: Outcome) -> None:
         v.require(username=req.username, password=req.password)
+        subscriber_key = _subscriber_key(req.subscriber_key)
         user_id = self.account_by_key.get(v.name_key(req.username))
         account = self.accounts.get(user_id) if user_id is not None else None
         # a guesser is slowed down per account (across connections) and per
@@ -456,34 +482,41 @@ class Directory:
             account.password_hash = upgraded
         token = secrets.token_urlsafe(32)
         self.store.add_session(_token_hash(token), account.id, now)
-        self._start_session(peer, account, _token_hash(token), req.rid, token, now, out)
+        session = _Session(
+            peer=peer,
+            user_id=account.id,
+            token_hash=_token_hash(token),
+            last_seen=now,
+            subscriber_key=subscriber_key,
+        )
+        self._start_session(session, req.rid, token, out)
 
     def _resume(self, peer: bytes, req: p.Resume, now: float, out: Outcome) -> None:
+        subscriber_key = _subscriber_key(req.subscriber_key)
         token_hash = _token_hash(req.token)
         user_id = self.store.use_session(token_hash, now, unused_since=now - self.session_ttl)
         if user_id is None:
             raise ChatError("session_expired", "the session has ended; log in again")
-        self._start_session(peer, self.accounts[user_id], token_hash, req.rid, req.token, now, out)
+        session = _Session(
+            peer=peer,
+            user_id=user_id,
+            token_hash=token_hash,
+            last_seen=now,
+            subscriber_key=subscriber_key,
+        )
+        self._start_session(session, req.rid, req.token, out)
 
-    def _start_session(
-        self,
-        peer: bytes,
-        account: _Account,
-        token_hash: str,
-        rid: int,
-        token: str,
-        now: float,
-        out: Outcome,
-    ) -> None:
+    def _start_session(self, session: _Session, rid: int, token: str, out: Outcome) -> None:
+        peer, account = session.peer, self.accounts[session.user_id]
         previous = self.sessions.get(peer)
         if previous is not None:
             self._end_session(previous, out)
-        self.sessions[peer] = _Session(
-            peer=peer, user_id=account.id, token_hash=token_hash, last_seen=now
-        )
-        self._journal.append(peer)
+        self.sessions[peer] = session
+        self._journal.append(peer)  # _recover rebuilds online and subscribers from sessions
         peers = self.online.setdefault(account.id, set())
         peers.add(peer)
+        if session.subscriber_key:
+            self.subscribers.setdefault(session.subscriber_key, set()).add(peer)
         out.replies.append(
             (
                 peer,
@@ -506,6 +539,11 @@ class Directory:
     def _end_session(self, session: _Session, out: Outcome) -> None:
         del self.sessions[session.peer]
         self._journal.append(session)
+        subscribers = self.subscribers.get(session.subscriber_key)
+        if subscribers is not None:
+            subscribers.discard(session.peer)
+            if not subscribers:
+                del self.subscribers[session.subscriber_key]
         peers = self.online.get(session.user_id, set())
         peers.discard(session.peer)
         if not peers:

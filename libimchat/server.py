@@ -6,6 +6,12 @@ one transaction), then sends the replies and publishes the events it returns.
 Sends never block: a peer that has gone or stopped reading loses that message
 (ROUTER_MANDATORY makes that an error we count instead of a silent drop) and
 catches up from the store, as every client does, by sequence number.
+
+Both sockets are guarded by the gatekeeper (zap.py): the ROUTER takes any
+client that speaks CurveZMQ with the server's key, the PUB socket only a SUB
+whose public key a live session named in its Login or Resume, so strangers
+read no room and no presence. Insecure (NULL) servers have no keys to check:
+their PUB socket is open to anyone who can reach it.
 """
 
 from __future__ import annotations
@@ -20,13 +26,13 @@ from types import TracebackType
 import zmq
 
 from . import protocol as p
+from . import zap
 from .address import server_url
 from .directory import SESSION_TTL, Directory, Outcome
 from .keys import default_data_dir, server_keypair
 from .limits import Limits
 from .passwords import Passwords
 from .store import Store
-from .zap import Gatekeeper
 
 log = logging.getLogger(__name__)
 
@@ -174,9 +180,15 @@ class Server:
             self.public_key, secret = server_keypair(self.data_dir)
         store = Store(self.data_dir / DATABASE)
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-        gatekeeper = Gatekeeper(ctx, curve=secret is not None)
+        gatekeeper = zap.Gatekeeper(ctx, curve=secret is not None)
         router = ctx.socket(zmq.ROUTER)
         publisher = ctx.socket(zmq.PUB)
+        directory: Directory | None = None  # made once the ports are known
+
+        def may_subscribe(key: bytes) -> bool:
+            # asked on this thread, by the loop, which starts after the directory exists
+            return directory is not None and directory.may_subscribe(key.decode())
+
         try:
             for sock in (router, publisher):
                 sock.setsockopt(zmq.LINGER, 0)
@@ -186,7 +198,8 @@ class Server:
                 if secret is not None:
                     sock.setsockopt(zmq.CURVE_SERVER, 1)
                     sock.setsockopt(zmq.CURVE_SECRETKEY, secret)
-                gatekeeper.guard(sock)
+            gatekeeper.guard(router, zap.REQUESTS)
+            gatekeeper.guard(publisher, zap.PUBLICATIONS, admits=may_subscribe)
             router.setsockopt(zmq.ROUTER_MANDATORY, 1)
             # a second connection claiming a routing id in use is turned away,
             # never handed the first one's messages
@@ -228,7 +241,7 @@ class Server:
         directory: Directory,
         router: zmq.Socket[bytes],
         publisher: zmq.Socket[bytes],
-        gatekeeper: Gatekeeper,
+        gatekeeper: zap.Gatekeeper,
     ) -> None:
         poller = zmq.Poller()
         poller.register(router, zmq.POLLIN)

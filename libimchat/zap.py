@@ -2,15 +2,26 @@
 
 libzmq asks it about every new connection to the server's sockets. It admits
 only the mechanism the server runs (CURVE, or NULL when insecure) and names
-each CURVE peer by its public key (the ``User-Id`` of its messages). Who may
-*chat* is decided later, by logging in; this gate keeps out whatever does not
-even speak the server's security. Without a handler libzmq would let any CURVE
-key in unchecked; with a ZAP domain set and no handler, nobody at all.
+each CURVE peer by its public key (the ``User-Id`` of its messages). Without a
+handler libzmq would let any CURVE key in unchecked; with a ZAP domain set and
+no handler, nobody at all.
+
+Each socket is guarded under a ZAP domain, and a domain may narrow the gate
+with a predicate over the peer's public key. The ROUTER takes any CURVE peer
+(strangers must reach it to sign up and log in; who may *chat* is decided by
+logging in). The PUB socket takes only the keys the server's logic names, the
+keys of live sessions: the predicate is a callable, so this module knows
+nothing of sessions. Under NULL there are no keys and no predicate is asked.
+
+The gate is shut at connection time only: ZAP runs once per handshake, so a
+peer admitted earlier stays connected until it disconnects. libzmq (4.3) does
+not retry a handshake refused with 400: the refused peer must connect again.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import zmq
 from zmq.utils import z85
@@ -18,8 +29,12 @@ from zmq.utils import z85
 log = logging.getLogger(__name__)
 
 ENDPOINT = "inproc://zeromq.zap.01"  # fixed by RFC 27
-DOMAIN = b"libimchat"
+REQUESTS = b"libimchat"  # the ROUTER socket's domain
+PUBLICATIONS = b"libimchat-pub"  # the PUB socket's domain
 _VERSION = b"1.0"
+
+Admits = Callable[[bytes], bool]
+"""Whether a CURVE public key (Z85, 40 bytes) may connect."""
 
 
 class Gatekeeper:
@@ -28,13 +43,24 @@ class Gatekeeper:
     def __init__(self, ctx: zmq.Context[zmq.Socket[bytes]], *, curve: bool) -> None:
         self.mechanism = b"CURVE" if curve else b"NULL"
         self.refused = 0
+        self._domains: dict[bytes, Admits | None] = {}
         self.socket = ctx.socket(zmq.REP)
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.bind(ENDPOINT)
 
-    def guard(self, sock: zmq.Socket[bytes]) -> None:
-        """Make libzmq ask this gatekeeper about each connection to ``sock``."""
-        sock.setsockopt(zmq.ZAP_DOMAIN, DOMAIN)
+    def guard(self, sock: zmq.Socket[bytes], domain: bytes, admits: Admits | None = None) -> None:
+        """Make libzmq ask this gatekeeper about each connection to ``sock``.
+
+        Args:
+            sock: a server socket, before it binds (a listener keeps the
+                options it was bound with).
+            domain: the ZAP domain of ``sock``; sockets under one domain are
+                guarded alike.
+            admits: under CURVE, which public keys may connect (``None``: any);
+                asked on the server's loop at each handshake.
+        """
+        self._domains[domain] = admits
+        sock.setsockopt(zmq.ZAP_DOMAIN, domain)
 
     def answer(self) -> None:
         """Answer every pending request (never blocks)."""
@@ -51,7 +77,7 @@ class Gatekeeper:
             request_id = request[1] if len(request) > 1 else b""
             return [_VERSION, request_id, b"500", b"malformed request", b"", b""]
         _, request_id, domain, address, _server_id, mechanism, *credentials = request
-        if domain != DOMAIN or mechanism != self.mechanism:
+        if domain not in self._domains or mechanism != self.mechanism:
             self.refused += 1
             log.info(
                 "refused a %s connection from %s",
@@ -60,4 +86,10 @@ class Gatekeeper:
             )
             return [_VERSION, request_id, b"400", b"wrong mechanism", b"", b""]
         user_id = z85.encode(credentials[0]) if credentials else b""
+        admits = self._domains[domain]
+        if admits is not None and self.mechanism == b"CURVE" and not admits(user_id):
+            self.refused += 1
+            # debug only: anyone may knock, and a client whose session just ended may too
+            log.debug("refused key %s on %s", user_id.decode(), domain.decode())
+            return [_VERSION, request_id, b"400", b"no session", b"", b""]
         return [_VERSION, request_id, b"200", b"OK", user_id, b""]

@@ -14,6 +14,8 @@ from libimchat.passwords import Passwords
 from libimchat.store import Store
 
 WELCOME = p.Welcome(rid=0, version=1, pub_port=1, heartbeat_interval=1.0, heartbeat_liveness=3)
+# CURVE public keys as clients send them (Z85); the directory never checks them against a secret
+KEY_A, KEY_B = "a" * 40, "rAx&0]{9" * 5
 
 
 def directory(path: Path) -> Directory:
@@ -42,9 +44,11 @@ def test_a_login_whose_write_fails_leaves_no_session_and_announces_nothing(tmp_p
     blocker = sqlite3.connect(tmp_path / "chat.db")
     blocker.execute("BEGIN IMMEDIATE")  # another writer holds the lock
     d.store.db.execute("PRAGMA busy_timeout=0")
-    reply, outcome = ask(d, b"peer", p.Login(rid=2, username="ali", password="pw"))
+    login = p.Login(rid=2, username="ali", password="pw", subscriber_key=KEY_A)
+    reply, outcome = ask(d, b"peer", login)
     assert isinstance(reply, p.Failure) and reply.code == "internal"
     assert outcome.publications == []
+    assert not d.may_subscribe(KEY_A)  # no session, so the PUB socket keeps its key out
     blocker.rollback()
     reply, _ = ask(d, b"peer", p.ListUsers(rid=3))
     assert isinstance(reply, p.Failure) and reply.code == "not_logged_in"
@@ -81,13 +85,14 @@ def test_a_refused_request_carries_its_rid_when_it_has_one(tmp_path: Path) -> No
 def test_a_logout_whose_write_fails_keeps_the_session(tmp_path: Path) -> None:
     d = directory(tmp_path / "chat.db")
     signup(d, "ali")
-    ask(d, b"peer", p.Login(rid=2, username="ali", password="pw"))
+    ask(d, b"peer", p.Login(rid=2, username="ali", password="pw", subscriber_key=KEY_A))
     blocker = sqlite3.connect(tmp_path / "chat.db")
     blocker.execute("BEGIN IMMEDIATE")
     d.store.db.execute("PRAGMA busy_timeout=0")
     reply, outcome = ask(d, b"peer", p.Logout(rid=3))
     assert isinstance(reply, p.Failure) and reply.code == "internal"
     assert outcome.publications == []  # nobody is told ali left
+    assert d.may_subscribe(KEY_A)  # and ali's client still hears the rooms
     blocker.rollback()
     reply, _ = ask(d, b"peer", p.ListUsers(rid=4))
     assert isinstance(reply, p.UserList) and [u.online for u in reply.users] == [True]
@@ -122,3 +127,40 @@ def test_a_resent_signup_or_room_creation_gets_the_first_answer(tmp_path: Path) 
     resent, outcome = ask(d, b"b", p.CreateRoom(rid=13, room="Room1", key="r-1"))
     assert isinstance(resent, p.RoomReply) and resent.room == created.room
     assert outcome.publications == []  # announced once
+
+
+def test_the_pub_socket_admits_the_subscriber_keys_of_live_sessions_only(tmp_path: Path) -> None:
+    d = directory(tmp_path / "chat.db")
+    signup(d, "ali")
+    signup(d, "sam")
+    assert not d.may_subscribe(KEY_A)
+    started, _ = ask(d, b"a", p.Login(rid=2, username="ali", password="pw", subscriber_key=KEY_A))
+    assert d.may_subscribe(KEY_A) and not d.may_subscribe(KEY_B)
+    # sam claims ali's key: harmless (the handshake needs ali's secret), and it
+    # must not let sam's logout shut ali out
+    ask(d, b"s", p.Login(rid=3, username="sam", password="pw", subscriber_key=KEY_A))
+    ask(d, b"s", p.Logout(rid=4))
+    assert d.may_subscribe(KEY_A)
+    # a session replaced on its connection takes its key with it
+    ask(d, b"a", p.Resume(rid=5, token=started.token, subscriber_key=KEY_B))
+    assert d.may_subscribe(KEY_B) and not d.may_subscribe(KEY_A)
+    ask(d, b"a", p.Logout(rid=6))
+    assert not d.may_subscribe(KEY_B)
+    ask(d, b"b", p.Login(rid=7, username="ali", password="pw", subscriber_key=KEY_B))
+    d.expire(100.0 + d.liveness + 1)  # a silent session ends too
+    assert not d.may_subscribe(KEY_B)
+    ask(d, b"c", p.Login(rid=8, username="ali", password="pw"))  # insecure: no key
+    assert d.subscribers == {}
+
+
+def test_a_subscriber_key_that_is_no_curve_key_is_refused(tmp_path: Path) -> None:
+    d = directory(tmp_path / "chat.db")
+    signup(d, "ali")
+    started, _ = ask(d, b"a", p.Login(rid=2, username="ali", password="pw"))
+    for bad in ("a" * 39, "a" * 41, "a" * 39 + "~", "a" * 39 + "\u00e9"):
+        login = p.Login(rid=3, username="ali", password="pw", subscriber_key=bad)
+        resume = p.Resume(rid=4, token=started.token, subscriber_key=bad)
+        for request in (login, resume):
+            reply, _ = ask(d, b"b", request)
+            assert isinstance(reply, p.Failure) and reply.code == "invalid", bad
+    assert d.subscribers == {} and list(d.sessions) == [b"a"]

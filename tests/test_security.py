@@ -2,21 +2,25 @@
 
 Every server in the other tests runs CurveZMQ too (it is the default); these
 tests check the edges: where keys live, what a client with the wrong key, no
-key or no encryption is told, and that nobody can take over another client's
-connection by naming its routing id.
+key or no encryption is told, that nobody can take over another client's
+connection by naming its routing id, and that only the clients of live
+sessions can listen to the PUB socket (rooms, presence).
 """
 
 from __future__ import annotations
 
+import queue
 import socket
 import stat
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from libimchat import ChatError, Client, Server
 from libimchat import protocol as p
@@ -25,6 +29,7 @@ from tests.faults.proxy import Proxy
 from tests.helpers import (
     HEARTBEAT,
     LIVENESS,
+    drain,
     logged_in,
     raw_dealer,
     signup,
@@ -272,3 +277,150 @@ def test_the_bytes_on_the_wire_hold_no_message_or_password(tmp_path: Path, insec
         assert all(secret in wire for secret in secrets)
     else:
         assert [secret for secret in secrets if secret in wire] == []
+
+
+# --- the PUB socket: only the clients of live sessions listen
+
+
+@pytest.fixture
+def ctx() -> Iterator[zmq.Context[zmq.Socket[bytes]]]:
+    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    yield context
+    context.destroy(linger=0)
+
+
+class RawSubscriber:
+    """A bare SUB on the server's PUB port, subscribed to everything, presenting ``keypair``."""
+
+    def __init__(
+        self, ctx: zmq.Context[zmq.Socket[bytes]], server: Server, keypair: tuple[bytes, bytes]
+    ) -> None:
+        self.socket = ctx.socket(zmq.SUB)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        assert server.public_key is not None
+        self.socket.curve_serverkey = server.public_key
+        self.socket.curve_publickey, self.socket.curve_secretkey = keypair
+        self.socket.subscribe(b"")
+        self._monitor = self.socket.get_monitor_socket(
+            zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+        )
+        self.socket.connect(f"tcp://{server.host}:{server.pub_port}")
+
+    def let_in(self) -> bool:
+        """Whether the server completed the handshake (False: its gatekeeper refused it)."""
+        assert self._monitor.poll(5000), "no handshake within 5 s"
+        return recv_monitor_message(self._monitor)["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED
+
+    def heard(self, within: float) -> list[p.ProtocolMessage]:
+        got = []
+        while self.socket.poll(int(within * 1000)):
+            got.append(p.decode(self.socket.recv_multipart()))
+            within = 0.05
+        return got
+
+
+class Heard:
+    """What a client receives on its SUB socket from now on (not what it backfills)."""
+
+    def __init__(self, client: Client) -> None:
+        self._queue: queue.SimpleQueue[p.ProtocolMessage] = queue.SimpleQueue()
+        core = client._link.core
+        published = core.published
+
+        def spy(frames: list[bytes]) -> list:  # type: ignore[type-arg]
+            self._queue.put(p.decode(frames))
+            return published(frames)
+
+        core.published = spy  # type: ignore[method-assign]
+
+    def wait_for(
+        self, match: Callable[[p.ProtocolMessage], bool], timeout: float = 5.0
+    ) -> p.ProtocolMessage:
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                msg = self._queue.get(timeout=left)
+            except queue.Empty:
+                break
+            if match(msg):
+                return msg
+        raise AssertionError(f"no matching publication within {timeout} s")
+
+
+def post_until_heard(sender: Client, room: str, listener: Heard, within: float = 10.0) -> None:
+    """Post in ``room`` until ``listener`` receives a post of it over PUB.
+
+    Its SUB connects after its session starts, asynchronously: a post made
+    before the subscription took effect reaches it by backfill only.
+    """
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        sender.send_room(room, "are you listening?")
+        try:
+            listener.wait_for(lambda m: isinstance(m, p.RoomPost), timeout=0.2)
+            return
+        except AssertionError:
+            continue
+    raise AssertionError(f"no room message arrived over PUB within {within} s")
+
+
+def test_a_stranger_hears_no_room_and_no_presence(server: Server, user, ctx) -> None:
+    ali, sam = user("ali"), user("sam")
+    stranger = RawSubscriber(ctx, server, zmq.curve_keypair())  # no account, the right key
+    assert not stranger.let_in()
+    heard = Heard(sam)
+    ali.create_room("mill")
+    sam.join("mill")
+    post_until_heard(ali, "mill", heard)  # a member hears the room over PUB
+    ali.send_room("mill", "meet me at the old mill")
+    assert wait_for(sam, lambda e: e.kind == "room_message" and "old" in e.message.body)
+    user("bob").logout()  # presence, twice
+    heard.wait_for(lambda m: isinstance(m, p.PresenceChanged) and not m.online)
+    assert stranger.heard(within=0.5) == []
+
+
+def test_a_client_that_logged_out_cannot_listen_again(server: Server, user, ctx) -> None:
+    ali, sam = user("ali"), user("sam")
+    keypair = ali._link._keypair
+    assert keypair is not None
+    # the control: while ali's session lives, ali's key is let in and hears
+    during = RawSubscriber(ctx, server, keypair)
+    assert during.let_in()
+    sam.create_room("before")
+    assert any(isinstance(m, p.RoomCreated) for m in during.heard(within=5.0))
+    during.socket.close()
+    ali.logout()
+    assert ali._link._sub is None  # the client let go of its own SUB
+    after = RawSubscriber(ctx, server, keypair)
+    assert not after.let_in()
+    sam.create_room("after")
+    sam.rename("sammy")
+    assert after.heard(within=0.5) == []
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_after_a_server_restart_rooms_are_heard_over_pub_again(tmp_path: Path) -> None:
+    ports = {"port": _free_port(), "pub_port": _free_port()}
+    server = start_server(tmp_path, **ports)
+    try:
+        with logged_in(server.url, "ali") as ali, logged_in(server.url, "sam") as sam:
+            ali.create_room("mill")
+            sam.join("mill")
+            heard = Heard(sam)
+            post_until_heard(ali, "mill", heard)
+            server.stop()
+            # libzmq reconnects sam's SUB to the new server by itself, most likely
+            # before sam resumes: refused then, and never tried again by libzmq
+            server = start_server(tmp_path, **ports)
+            post_until_heard(ali, "mill", heard)  # both resume by themselves
+            # and the application saw every post once, in order
+            assert [e.message for e in drain(sam) if e.kind == "room_message"] == (
+                sam.room_history("mill")
+            )
+    finally:
+        server.stop()
