@@ -331,7 +331,7 @@ class ClientCore:
         if isinstance(reply, p.Pong):
             return self._catch_up(reply.inbox_head, reply.rooms, reply.events_seq)
         if isinstance(reply, p.MessagePage):
-            return self._backfilled(request, reply.messages)
+            return self._backfilled(request, reply)
         if isinstance(reply, p.EventPage):
             return self._events_backfilled(reply)
         if isinstance(reply, p.Failure):
@@ -423,19 +423,20 @@ class ClientCore:
             p.RoomHistory(rid=0, room=room, limit=BACKFILL_PAGE, after_seq=stream.last)
         )
 
-    def _backfilled(self, request: p.Request, messages: tuple[Message, ...]) -> list[Action]:
+    def _backfilled(self, request: p.Request, page: p.MessagePage) -> list[Action]:
         actions: list[Action] = []
+        messages = page.messages
         if isinstance(request, p.Inbox) and self.inbox is not None:
             self.inbox.fetching = False
             for message in messages:
                 actions += self._direct_message(message)
-            if len(messages) == request.limit:
+            if page.more or len(messages) == request.limit:
                 actions += self._fetch_inbox()
         elif isinstance(request, p.RoomHistory) and request.room in self.rooms:
             self.rooms[request.room].fetching = False
             for message in messages:
                 actions += self._room_message(message)
-            if len(messages) == request.limit:
+            if page.more or len(messages) == request.limit:
                 actions += self._fetch_room(request.room)
         return actions
 

@@ -39,6 +39,10 @@ from .store import MessageRow, Store
 log = logging.getLogger(__name__)
 
 MAX_PAGE = 500
+# a page must fit in the clients' 1 MiB frames: a body of 8,000 characters is
+# up to 32 KB, so 200 of them would not; the rest goes in the next page
+PAGE_BYTES = 512 * 1024
+PAGE_OVERHEAD = 256  # names, numbers and keys around a body, generously
 MAX_CLIENT_ID = 64
 RECENT_EVENTS = 4096
 ANSWERS_KEPT = 10_000
@@ -821,9 +825,7 @@ class Directory:
         rows: list[MessageRow] = []
         if conversation_id is not None:
             rows = self.store.page(conversation_id, limit=limit, before_seq=before)
-        out.replies.append(
-            (peer, p.MessagePage(rid=req.rid, messages=tuple(map(self._message, rows))))
-        )
+        out.replies.append((peer, self._page(req.rid, rows, forward=False)))
 
     def _room_history(self, peer: bytes, req: p.RoomHistory, now: float, out: Outcome) -> None:
         self._session(peer)
@@ -835,16 +837,30 @@ class Directory:
             before_seq=self._before_seq(room.id, req.before),
             after_seq=req.after_seq,
         )
-        out.replies.append(
-            (peer, p.MessagePage(rid=req.rid, messages=tuple(map(self._message, rows))))
-        )
+        page = self._page(req.rid, rows, forward=req.after_seq is not None)
+        out.replies.append((peer, page))
 
     def _inbox(self, peer: bytes, req: p.Inbox, now: float, out: Outcome) -> None:
         me = self.accounts[self._session(peer).user_id]
         rows = self.store.inbox(me.id, after=req.after, limit=self._check_limit(req.limit))
-        out.replies.append(
-            (peer, p.MessagePage(rid=req.rid, messages=tuple(map(self._message, rows))))
-        )
+        out.replies.append((peer, self._page(req.rid, rows, forward=True)))
+
+    def _page(self, rid: int, rows: list[MessageRow], *, forward: bool) -> p.MessagePage:
+        """A page that fits in a frame, cut short (``more``) when the bodies are long.
+
+        A forward page (backfill) keeps its oldest messages, a backward one
+        (history before a message) its newest: the ones next to where the
+        reader stands, who asks again from the page's far end for the rest.
+        """
+        kept, size = 0, 0
+        for row in rows if forward else reversed(rows):
+            size += len(row.body) * 4 + PAGE_OVERHEAD  # UTF-8 takes at most 4 bytes a character
+            if kept and size > PAGE_BYTES:
+                break
+            kept += 1
+        chosen = rows[:kept] if forward else rows[len(rows) - kept :]
+        messages = tuple(map(self._message, chosen))
+        return p.MessagePage(rid=rid, messages=messages, more=kept < len(rows))
 
     # --- rooms
 

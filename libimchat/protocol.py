@@ -274,6 +274,8 @@ class Sent:
 class MessagePage:
     rid: int
     messages: tuple[Message, ...]
+    # the page was cut short to fit in a frame: ask again from its last message
+    more: bool = False
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -83,6 +83,16 @@ def test_history_is_oldest_first_and_pages_backwards(user) -> None:
     assert sam.history("ali", limit=3, before=sent[0].id) == []
 
 
+def test_a_page_of_long_messages_is_cut_to_fit_in_a_frame(user) -> None:
+    ali, sam = user("ali"), user("sam")
+    sent = [ali.send("sam", f"{i:03d} ".ljust(MAX_BODY, "é")).id for i in range(60)]
+    page = sam.history("ali", limit=60)  # 60 x 8,000 characters: over a page's byte budget
+    assert 1 <= len(page) < 60
+    assert [m.id for m in page] == sent[-len(page) :]  # the newest, next to the reader
+    older = sam.history("ali", limit=60, before=page[0].id)
+    assert [m.id for m in older] == sent[-len(page) - len(older) : -len(page)]
+
+
 def test_history_errors(user) -> None:
     ali = user("ali")
     sam = user("sam")
