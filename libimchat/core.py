@@ -119,6 +119,8 @@ class ClientCore:
         self._rids = itertools.count(1)
         self.pending: dict[int, p.Request] = {}
         self._internal: dict[int, p.Request] = {}
+        self._internal_sent: dict[int, float] = {}  # rid -> when (the clock of tick())
+        self._now = 0.0
         self.user: User | None = None
         self.token: str | None = None
         self.inbox: _Sequence | None = None
@@ -145,9 +147,26 @@ class ClientCore:
             actions += [Transmit(req) for req in self.pending.values()]
         return actions
 
+    def tick(self, now: float) -> list[Action]:
+        """The time now (seconds, any monotonic clock): give up on lost internal requests.
+
+        libzmq re-makes a broken connection by itself, silently; a request in
+        flight then is lost, and its reply never comes. One of ours (a resume, a
+        backfill) unanswered for a liveness window is forgotten, so that it is
+        asked again when needed instead of blocking the stream forever.
+        """
+        self._now = now
+        window = (self.heartbeat_interval or 1.0) * (self.heartbeat_liveness or 3)
+        lost = [rid for rid, sent in self._internal_sent.items() if now - sent > window]
+        for rid in lost:
+            self._stop_waiting(self._internal.pop(rid))
+            del self._internal_sent[rid]
+        return []
+
     def connection_lost(self) -> list[Action]:
         """The server went silent: forget internal requests; keep the caller's for resending."""
         self._internal.clear()
+        self._internal_sent.clear()
         for stream in self._streams():
             stream.fetching = False
         if not self.connected:
@@ -187,6 +206,7 @@ class ClientCore:
         msg = p.decode(frames)
         rid = getattr(msg, "rid", None)
         if rid is not None and rid in self._internal:
+            self._internal_sent.pop(rid, None)
             return self._internal_reply(self._internal.pop(rid), msg)  # type: ignore[arg-type]
         if rid is not None and rid in self.pending:
             if self._session_lost(msg):
@@ -317,6 +337,7 @@ class ClientCore:
         rid = next(self._rids)
         request = dataclasses.replace(request, rid=rid)
         self._internal[rid] = request
+        self._internal_sent[rid] = self._now
         return [Transmit(request)]
 
     def _internal_reply(self, request: p.Request, reply: p.Reply) -> list[Action]:
@@ -355,13 +376,17 @@ class ClientCore:
             return actions + [Transmit(req) for req in self.pending.values()]
         if isinstance(request, p.Ping) and self._session_lost(failure):
             return self._resume()
+        self._stop_waiting(request)
+        return []
+
+    def _stop_waiting(self, request: p.Request) -> None:
+        """A fetch of ours ended without its page: the stream may fetch again."""
         if isinstance(request, p.RoomHistory) and request.room in self.rooms:
             self.rooms[request.room].fetching = False  # internal fetches name rooms by key
         if isinstance(request, p.Inbox) and self.inbox is not None:
             self.inbox.fetching = False
         if isinstance(request, p.Events):
             self.events.fetching = False
-        return []
 
     def _session_lost(self, reply: object) -> bool:
         """The server forgot our session (it restarted, or we were silent too long)."""

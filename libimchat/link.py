@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 
 MAX_FRAME = 1 << 20
 _DRAIN = 500
+HANDSHAKES_BROKEN_OFF = (
+    3  # in a row, with a CURVE key: the key is wrong (libzmq retries every 0.1 s)
+)
 _HANDSHAKE_EVENTS = (
     zmq.EVENT_HANDSHAKE_SUCCEEDED
     | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
@@ -79,6 +82,7 @@ class Link:
         # half is named in Login and Resume, for the server's PUB socket to admit
         self._keypair = zmq.curve_keypair() if address.server_key else None
         self.refusal: ChatError | None = None  # why the last handshake failed, if it did
+        self._broken_off = 0  # handshakes broken off in a row
         self.core = ClientCore(agent, self._keypair[0].decode() if self._keypair else "")
         self._emit = emit
         self._interval = heartbeat_interval
@@ -156,6 +160,7 @@ class Link:
         backoff, retry_at = 1.0, 0.0
         while not self._closing:
             now = time.monotonic()
+            self._do(self.core.tick(now))
             interval = self._interval or self.core.heartbeat_interval or 1.0
             liveness = self._liveness or self.core.heartbeat_liveness or 3
             if self._dealer is None and now >= retry_at:
@@ -218,11 +223,26 @@ class Link:
         return sock
 
     def _watch_handshakes(self, monitor: zmq.Socket[bytes]) -> None:
-        """Turn a failed security handshake into a clear error for every caller."""
+        """Turn a refused security handshake into a clear error for every caller.
+
+        A mismatch of mechanisms or a refusal by the server's gatekeeper is
+        final. A handshake that just breaks off is what a wrong server key
+        looks like, but also a server killed or a network reset mid-handshake:
+        only :data:`HANDSHAKES_BROKEN_OFF` in a row, with none succeeding, count
+        as a refusal.
+        """
         while monitor.poll(0):
-            event = recv_monitor_message(monitor)["event"]
+            report = recv_monitor_message(monitor)
+            event = report["event"]
             if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
-                self.refusal = None
+                self.refusal, self._broken_off = None, 0
+                continue
+            final = event == zmq.EVENT_HANDSHAKE_FAILED_AUTH or (
+                event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                and report["value"] == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH
+            )
+            self._broken_off += 1
+            if not final and self._broken_off < HANDSHAKES_BROKEN_OFF:
                 continue
             self.refusal = ChatError("handshake_failed", self._explain(event))
             for future in self._futures.values():
@@ -241,7 +261,7 @@ class Link:
                 f"{where} encrypts (CurveZMQ) and this client was told to speak plain text;"
                 " use the URL with its key that `imchat serve` printed"
             )
-        if event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
+        if event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL and self._broken_off == 1:
             return (
                 f"{where} does not speak CurveZMQ: it runs with --insecure, or is not a"
                 " libimchat server"
