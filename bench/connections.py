@@ -51,10 +51,7 @@ class Crowd:
         self.owner = {sim.dealer: sim for sim in self.sims}
         self.poller = zmq.Poller()
         for sim in self.sims:
-            subscribe(self.ctx, sim, spec["pub_url"], [spec["topic"]])
             self.poller.register(sim.dealer, zmq.POLLIN)
-            self.poller.register(sim.sub, zmq.POLLIN)
-            self.owner[sim.sub] = sim
         self.due: collections.deque[tuple[float, Any]] = collections.deque()
         self.scheduled: set[Any] = set()  # sims with a heartbeat in ``due``
         self.back_at: dict[Any, float] = {}  # when a client got its session back after a restart
@@ -114,6 +111,18 @@ class Crowd:
                 break
         return last_in
 
+    def _subscribe(self, sim: Any) -> None:
+        """Connect the sim's SUB anew, as a client does after each session start: our
+        server admits a subscriber's key only while its session lives, and libzmq
+        does not retry a refused one (after a restart, say)."""
+        if sim.sub is not None:
+            self.poller.unregister(sim.sub)
+            del self.owner[sim.sub]
+            sim.sub.close(0)
+        subscribe(self.ctx, sim, self.spec["pub_url"], [self.spec["topic"]])
+        self.poller.register(sim.sub, zmq.POLLIN)
+        self.owner[sim.sub] = sim
+
     def _answer(self, sim: Any, reply: tuple[str, Any]) -> None:
         kind, _ = reply
         now = time.monotonic()
@@ -126,6 +135,8 @@ class Crowd:
         ):
             self.back_at[sim] = now
         if kind == LOGGED_IN or (kind == ACK and not sim.logged_in):
+            if kind == LOGGED_IN or sim.sub is None:
+                self._subscribe(sim)
             if sim not in self.scheduled:
                 self.scheduled.add(sim)
                 self.due.append((now + HEARTBEAT, sim))

@@ -42,9 +42,9 @@ def load(conn: Any, spec: dict[str, Any]) -> None:
     ctx: zmq.Context[Any] = zmq.Context()
     sims = [wire.open(ctx, spec["url"], i) for i in spec["users"]]
     try:
-        for sim in sims:
-            subscribe(ctx, sim, spec["pub_url"], [spec["topic"]])
         log_in_all(wire, sims, timeout=60.0)
+        for sim in sims:  # ours admits a subscriber once its session has started
+            subscribe(ctx, sim, spec["pub_url"], [spec["topic"]])
         time.sleep(0.5)  # let the subscriptions reach the publisher (the slow joiner)
         serve_orders(conn, lambda *order: _run(wire, sims, *order))
     finally:

@@ -26,12 +26,15 @@ START_TIMEOUT = 60.0  # loading a 10^7-message database takes a while
 
 def _serve_ours(conn: Any, data_dir: str, options: dict[str, Any]) -> None:
     from libimchat import Server
+    from libimchat.limits import Limits
 
     logging.basicConfig(level=logging.WARNING)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # the load generators send as fast as they can: flood limits would measure themselves
+    options.setdefault("limits", Limits.unlimited())
     server = Server(data_dir, host=HOST, **options).start()
-    conn.send((server.port, server.pub_port))
+    conn.send((server.port, server.pub_port, server.url))
     try:
         while not stop.is_set() and not conn.poll(0.2):
             pass
@@ -47,14 +50,11 @@ class _Process:
         self.conn: Any = None
         self.port = 0
         self.pub_port = 0
+        self.url = ""  # what a client needs: tcp://host:port (with #key for ours)
 
     @property
     def pid(self) -> int:
         return int(self.proc.pid)
-
-    @property
-    def url(self) -> str:
-        return f"tcp://{HOST}:{self.port}"
 
     def _launch(self, target: Any, args: tuple[Any, ...]) -> None:
         mine, theirs = SPAWN.Pipe()
@@ -66,7 +66,8 @@ class _Process:
             self.stop()
             raise BenchError(f"{self.kind} did not start within {START_TIMEOUT:g} s")
         try:
-            self.port, self.pub_port = mine.recv()
+            self.port, self.pub_port, *url = mine.recv()
+            self.url = url[0] if url else f"tcp://{HOST}:{self.port}"
         except EOFError:
             self.stop()
             raise BenchError(f"{self.kind} died while starting") from None

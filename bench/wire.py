@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgpack
 import zmq
@@ -44,15 +44,29 @@ def sent_at(body: str) -> float:
     return int(body[: body.index(" ")]) / 1e9
 
 
+class CurveKeys(NamedTuple):
+    server: bytes
+    public: bytes
+    secret: bytes
+
+    def secure(self, sock: zmq.Socket[bytes]) -> None:
+        sock.curve_serverkey = self.server
+        sock.curve_publickey = self.public
+        sock.curve_secretkey = self.secret
+
+
 class Sim:
     """One simulated user: its sockets and its counters."""
 
-    __slots__ = ("dealer", "index", "inflight", "logged_in", "name", "rid", "sub")
+    __slots__ = ("dealer", "index", "inflight", "keys", "logged_in", "name", "rid", "sub")
 
-    def __init__(self, index: int, dealer: zmq.Socket[bytes]) -> None:
+    def __init__(
+        self, index: int, dealer: zmq.Socket[bytes], keys: CurveKeys | None = None
+    ) -> None:
         self.index = index
         self.name = username(index)
         self.dealer = dealer
+        self.keys = keys  # CurveZMQ: the server's public key and this user's keypair
         self.sub: zmq.Socket[bytes] | None = None
         self.rid = 0
         self.inflight = 0
@@ -69,13 +83,19 @@ class OursWire:
     name = "ours"
 
     def open(self, ctx: zmq.Context[Any], url: str, index: int, tag: str = "") -> Sim:
+        """A DEALER to ``tcp://host:port#key``, encrypted as a libimchat client's is."""
+        location, _, server_key = url.partition("#")
+        keys = CurveKeys(server_key.encode(), *zmq.curve_keypair()) if server_key else None
         dealer = ctx.socket(zmq.DEALER)
         dealer.setsockopt(zmq.LINGER, 0)
-        dealer.connect(url)
-        return Sim(index, dealer)
+        if keys is not None:
+            keys.secure(dealer)
+        dealer.connect(location)
+        return Sim(index, dealer, keys)
 
     def login(self, sim: Sim) -> list[bytes]:
-        return p.encode(p.Resume(rid=sim.next_rid(), token=token(sim.index)))
+        key = sim.keys.public.decode() if sim.keys else ""
+        return p.encode(p.Resume(rid=sim.next_rid(), token=token(sim.index), subscriber_key=key))
 
     def direct(self, sim: Sim, to: str, body: str) -> list[bytes]:
         rid = sim.next_rid()
@@ -151,6 +171,8 @@ WIRES = {"ours": OursWire, "relay": RelayWire}
 def subscribe(ctx: zmq.Context[Any], sim: Sim, pub_url: str, topics: Iterable[bytes]) -> None:
     sub = ctx.socket(zmq.SUB)
     sub.setsockopt(zmq.LINGER, 0)
+    if sim.keys is not None:
+        sim.keys.secure(sub)  # admitted once the user's session has started
     sub.setsockopt(zmq.RCVHWM, 100_000)  # the receiving side is not where drops should happen
     for topic in topics:
         sub.setsockopt(zmq.SUBSCRIBE, topic)
