@@ -24,6 +24,7 @@ import logging
 import secrets
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,11 @@ from .store import MessageRow, Store
 
 log = logging.getLogger(__name__)
 
+# Requests handled without a savepoint of their own: their handlers refuse only
+# before writing, then write one message (and maybe its dialog). Should one fail
+# unexpectedly, what it wrote stays in the batch's transaction and _recover()
+# reloads memory to match. A savepoint costs two statements more per message.
+_UNGUARDED: frozenset[type] = frozenset((p.SendDirect, p.SendRoom))
 MAX_PAGE = 500
 # a page must fit in the clients' 1 MiB frames: a body of 8,000 characters is
 # up to 32 KB, so 200 of them would not; the rest goes in the next page
@@ -354,7 +360,7 @@ class Directory:
         mark = (len(outcome.replies), len(outcome.publications))
         checkpoint = self._checkpoint()
         try:
-            with self.store.step():
+            with nullcontext() if type(request) in _UNGUARDED else self.store.step():
                 handler(peer, request, now, outcome)
         except ChatError as exc:
             # handlers check before they change anything, so there is nothing to undo
@@ -690,6 +696,11 @@ class Directory:
             client_id=row.client_id,
         )
 
+    @staticmethod
+    def _check_client_id(client_id: str) -> None:
+        if not client_id or len(client_id) > MAX_CLIENT_ID:
+            raise ChatError("invalid", f"a client message id has 1 to {MAX_CLIENT_ID} characters")
+
     def _original(
         self,
         sender_id: int,
@@ -699,15 +710,13 @@ class Directory:
         recipient_id: int | None,
         room_id: int | None,
     ) -> MessageRow | None:
-        """The message stored earlier with this client id (the request is a resend), if any.
+        """The message stored earlier with this client id, if the request is a resend.
 
         Raises:
-            ChatError: ``invalid`` for a malformed client id, or one that names
-                another message (a client bug: silently answering with the
-                other message would lose this one).
+            ChatError: ``invalid`` if the client id names another message (a
+                client bug: silently answering with the other message would
+                lose this one).
         """
-        if not client_id or len(client_id) > MAX_CLIENT_ID:
-            raise ChatError("invalid", f"a client message id has 1 to {MAX_CLIENT_ID} characters")
         row = self.store.message_by_client_id(sender_id, client_id)
         if row is None:
             return None
@@ -718,24 +727,45 @@ class Directory:
             raise ChatError("invalid", "this client message id belongs to another message")
         return row
 
+    def _answer_resend(
+        self,
+        peer: bytes,
+        req: p.SendDirect | p.SendRoom,
+        *,
+        recipient_id: int | None,
+        room_id: int | None,
+        out: Outcome,
+    ) -> bool:
+        """Answer a resend with the message stored the first time; False if it is not one."""
+        sender_id = self._session(peer).user_id
+        original = self._original(
+            sender_id, req.client_id, req.body, recipient_id=recipient_id, room_id=room_id
+        )
+        if original is None:
+            return False
+        out.replies.append((peer, p.Sent(rid=req.rid, message=self._message(original))))
+        return True
+
     def _send_direct(self, peer: bytes, req: p.SendDirect, now: float, out: Outcome) -> None:
         sender = self.accounts[self._session(peer).user_id]
         recipient = self._account_named(req.to)
         v.check_body(req.body)
-        original = self._original(
-            sender.id, req.client_id, req.body, recipient_id=recipient.id, room_id=None
-        )
-        if original is not None:
-            out.replies.append((peer, p.Sent(rid=req.rid, message=self._message(original))))
-            return
-        self._sends.take(sender.id, now)
-        if sender.id in recipient.blocked:
-            raise ChatError("blocked", f"{recipient.username} does not accept your messages")
+        self._check_client_id(req.client_id)
+        if sender.id in recipient.blocked or not self._sends.allows(sender.id, now):
+            # refused, unless it is a resend of a message stored before the refusal
+            if self._answer_resend(peer, req, recipient_id=recipient.id, room_id=None, out=out):
+                return
+            if sender.id in recipient.blocked:
+                raise ChatError("blocked", f"{recipient.username} does not accept your messages")
+            self._sends.take(sender.id, now)  # raises rate_limited
         pair = (min(sender.id, recipient.id), max(sender.id, recipient.id))
         conversation_id = self.dialogs.get(pair)
         if conversation_id is None:
             conversation_id = self.store.add_dialog(*pair, now)
         seq, inbox_seq = self.dialog_seq.get(conversation_id, 0) + 1, recipient.inbox_head + 1
+        # nothing is written before this point, and nothing can be refused after
+        # it; a resend is found by the insert itself (its client id is taken),
+        # so no lookup is on the way of every new message
         message_id = self.store.add_message(
             conversation_id=conversation_id,
             seq=seq,
@@ -746,6 +776,10 @@ class Directory:
             sent_at=now,
             client_id=req.client_id,
         )
+        if message_id is None:
+            self._answer_resend(peer, req, recipient_id=recipient.id, room_id=None, out=out)
+            return
+        self._sends.take(sender.id, now)  # cannot fail: there was a token above
         self.dialogs[pair] = conversation_id
         self.dialog_seq[conversation_id] = seq
         recipient.inbox_head = inbox_seq
@@ -771,15 +805,13 @@ class Directory:
         if sender.id not in room.members:
             raise ChatError("not_member", f"join {room.name} first")
         v.check_body(req.body)
-        original = self._original(
-            sender.id, req.client_id, req.body, recipient_id=None, room_id=room.id
-        )
-        if original is not None:
-            out.replies.append((peer, p.Sent(rid=req.rid, message=self._message(original))))
-            return
-        self._sends.take(sender.id, now)
+        self._check_client_id(req.client_id)
+        if not self._sends.allows(sender.id, now):
+            if self._answer_resend(peer, req, recipient_id=None, room_id=room.id, out=out):
+                return
+            self._sends.take(sender.id, now)  # raises rate_limited
         seq = room.last_seq + 1
-        message_id = self.store.add_message(
+        message_id = self.store.add_message(  # as in _send_direct
             conversation_id=room.id,
             seq=seq,
             sender_id=sender.id,
@@ -789,6 +821,10 @@ class Directory:
             sent_at=now,
             client_id=req.client_id,
         )
+        if message_id is None:
+            self._answer_resend(peer, req, recipient_id=None, room_id=room.id, out=out)
+            return
+        self._sends.take(sender.id, now)  # cannot fail: there was a token above
         room.last_seq = seq
         message = Message(
             id=message_id,

@@ -62,6 +62,10 @@ class RateLimit:
                 "rate_limited", f"too many {self.what}; try again in {wait:.1f} s", retry_after=wait
             )
 
+    def allows(self, key: Hashable, now: float) -> bool:
+        """Whether ``key`` has a token now."""
+        return self._tokens(key, now) >= 1
+
     def take(self, key: Hashable, now: float) -> None:
         """Spend a token of ``key``; ``ChatError("rate_limited")`` if it has none."""
         self.check(key, now)

@@ -340,12 +340,17 @@ class Store:
         body: str,
         sent_at: float,
         client_id: str,
-    ) -> int:
+    ) -> int | None:
+        """Store a message; its id, or ``None`` if the sender used ``client_id`` before.
+
+        One statement either way: the unique index finds a resend, no lookup first.
+        """
         cursor = self.db.execute(
-            f"INSERT INTO messages ({_MESSAGE_COLUMNS}) VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO messages ({_MESSAGE_COLUMNS}) VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (sender_id, client_id) DO NOTHING",
             [conversation_id, seq, sender_id, recipient_id, inbox_seq, body, sent_at, client_id],
         )
-        return int(cursor.lastrowid or 0)
+        return int(cursor.lastrowid) if cursor.rowcount == 1 and cursor.lastrowid else None
 
     def message_by_client_id(self, sender_id: int, client_id: str) -> MessageRow | None:
         row = self.db.execute(

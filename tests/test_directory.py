@@ -10,6 +10,7 @@ import msgpack
 
 from libimchat import protocol as p
 from libimchat.directory import Directory
+from libimchat.limits import Limits
 from libimchat.passwords import Passwords
 from libimchat.store import Store
 
@@ -164,3 +165,57 @@ def test_a_subscriber_key_that_is_no_curve_key_is_refused(tmp_path: Path) -> Non
             reply, _ = ask(d, b"b", request)
             assert isinstance(reply, p.Failure) and reply.code == "invalid", bad
     assert d.subscribers == {} and list(d.sessions) == [b"a"]
+
+
+def logged_in(d: Directory, peer: bytes, name: str) -> None:
+    signup(d, name)
+    reply, _ = ask(d, peer, p.Login(rid=2, username=name, password="pw"))
+    assert isinstance(reply, p.SessionStarted)
+
+
+def test_a_send_that_fails_midway_leaves_memory_as_the_store_has_it(tmp_path: Path) -> None:
+    # sends run without a savepoint of their own (see directory._UNGUARDED)
+    d = directory(tmp_path / "chat.db")
+    logged_in(d, b"ali", "ali")
+    logged_in(d, b"sam", "sam")
+    d.store.db.execute(
+        "CREATE TRIGGER refuse BEFORE INSERT ON messages WHEN NEW.body = 'boom'"
+        " BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END"
+    )  # fails the insert after the new dialog was written
+    reply, outcome = ask(d, b"ali", p.SendDirect(rid=5, to="sam", body="boom", client_id="c1"))
+    assert isinstance(reply, p.Failure) and reply.code == "internal"
+    assert [to for to, _ in outcome.replies] == [b"ali"]  # no delivery of what was not stored
+    reply, _ = ask(d, b"ali", p.SendDirect(rid=6, to="sam", body="hello", client_id="c2"))
+    assert isinstance(reply, p.Sent) and reply.message.seq == 1
+    reply, _ = ask(d, b"sam", p.SendRoom(rid=7, room="nowhere", body="x", client_id="c3"))
+    assert isinstance(reply, p.Failure) and reply.code == "no_such_room"
+    stored = sqlite3.connect(tmp_path / "chat.db").execute(
+        "SELECT conversation_id, seq, inbox_seq, body FROM messages"
+    )
+    assert stored.fetchall() == [(1, 1, 1, "hello")]
+
+
+def test_a_resend_gets_its_message_even_after_a_block_or_at_the_rate_limit(tmp_path: Path) -> None:
+    d = Directory(
+        Store(tmp_path / "chat.db"),
+        Passwords("fast"),
+        welcome=WELCOME,
+        liveness=3.0,
+        limits=Limits(message_burst=1, messages_per_second=1e-6),
+    )
+    logged_in(d, b"ali", "ali")
+    logged_in(d, b"sam", "sam")
+    first = p.SendDirect(rid=5, to="sam", body="hi", client_id="c1")
+    sent, _ = ask(d, b"ali", first)
+    assert isinstance(sent, p.Sent)
+    limited, _ = ask(d, b"ali", p.SendDirect(rid=6, to="sam", body="again", client_id="c2"))
+    assert isinstance(limited, p.Failure) and limited.code == "rate_limited"
+    resent, _ = ask(d, b"ali", dataclasses.replace(first, rid=7))
+    assert isinstance(resent, p.Sent) and resent.message == sent.message
+    assert isinstance(ask(d, b"sam", p.Block(rid=8, username="ali"))[0], p.Done)
+    resent, _ = ask(d, b"ali", dataclasses.replace(first, rid=9))
+    assert isinstance(resent, p.Sent) and resent.message == sent.message
+    other, _ = ask(d, b"ali", p.SendDirect(rid=10, to="sam", body="hi", client_id="c3"))
+    assert isinstance(other, p.Failure) and other.code == "blocked"
+    mismatch, _ = ask(d, b"ali", dataclasses.replace(first, rid=11, body="changed"))
+    assert isinstance(mismatch, p.Failure) and mismatch.code == "invalid"
