@@ -41,7 +41,7 @@ from hypothesis.stateful import (
 )
 
 from libimchat import ChatError, Client, Message, Server
-from tests.helpers import wait_for
+from tests.helpers import GENEROUS, wait_for
 
 # generous: the whole suite loads both cores; a lost request still shows as a timeout
 CALL_TIMEOUT = 15.0
@@ -169,7 +169,8 @@ class ChatRules(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.data_dir = Path(tempfile.mkdtemp(prefix="imchat-model-"))
-        self.server = Server(self.data_dir, password_profile="fast").start()
+        # the rules fail logins often; rate limits have their own tests (test_limits.py)
+        self.server = Server(self.data_dir, password_profile="fast", limits=GENEROUS).start()
         self.clients = [Client(self.server.url, timeout=CALL_TIMEOUT) for _ in range(SLOTS)]
         self.accounts: list[Account] = []
         self.slots: list[int | None] = [None] * SLOTS  # the account each slot is logged in as
