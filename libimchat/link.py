@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
+import random
 import socket
 import threading
 import time
@@ -167,7 +168,10 @@ class Link:
                 self._open_dealer()
             elif self._dealer is not None and now - self._heard > interval * liveness:
                 self._close_dealer()
-                retry_at, backoff = now + backoff, min(backoff * 2, self._reconnect_max)
+                # half the backoff, plus up to as much again at random: clients that
+                # lost a server together do not all come back at the same instant
+                retry_at = now + backoff * random.uniform(0.5, 1.0)
+                backoff = min(backoff * 2, self._reconnect_max)
                 self._do(self.core.connection_lost())
                 continue
             elif self._dealer is not None and now - self._sent >= interval:
