@@ -209,12 +209,16 @@ class Link:
 
     def _close_dealer(self) -> None:
         if self._dealer is not None:
-            if self._monitor is not None:
-                self._dealer.disable_monitor()
-                self._monitor.close(linger=0)
-                self._monitor = None
+            self._stop_watching()
             self._dealer.close(linger=0)
             self._dealer = None
+
+    def _stop_watching(self) -> None:
+        """Close the DEALER's monitor (two inproc sockets a client need not keep)."""
+        if self._dealer is not None and self._monitor is not None:
+            self._dealer.disable_monitor()
+            self._monitor.close(linger=0)
+            self._monitor = None
 
     def _socket(self, kind: int) -> zmq.Socket[bytes]:
         sock = self._ctx.socket(kind)
@@ -233,14 +237,17 @@ class Link:
         final. A handshake that just breaks off is what a wrong server key
         looks like, but also a server killed or a network reset mid-handshake:
         only :data:`HANDSHAKES_BROKEN_OFF` in a row, with none succeeding, count
-        as a refusal.
+        as a refusal. A DEALER is watched until its first handshake succeeds.
         """
         while monitor.poll(0):
             report = recv_monitor_message(monitor)
             event = report["event"]
             if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                # this server takes our key: later breaks are network trouble, which the
+                # heartbeats handle (a DEALER opened after a silence is watched anew)
                 self.refusal, self._broken_off = None, 0
-                continue
+                self._stop_watching()
+                return
             final = event == zmq.EVENT_HANDSHAKE_FAILED_AUTH or (
                 event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
                 and report["value"] == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH
