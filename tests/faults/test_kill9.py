@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import random
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from libimchat.server import DATABASE
-from tests.faults.servers import ServerProcess, wait_until
+from tests.faults.servers import ServerProcess
 from tests.faults.traffic import Traffic, check_delivery, check_store, wait_delivered
 
 USERS = 4
@@ -44,27 +43,16 @@ def test_kill_9_at_random_moments_loses_and_doubles_nothing(server: ServerProces
     seed = int(os.environ.get("IMCHAT_FAULT_SEED") or random.randrange(1 << 32))
     rng = random.Random(seed)
     print(f"IMCHAT_FAULT_SEED={seed}")  # shown if the test fails: replays the run
-    failures: list[BaseException] = []
     with Traffic(server.url, users=USERS, per_user=PER_USER, seed=seed) as traffic:
         # kill when this many sends have been acknowledged: somewhere in the middle 80 %
         moments = sorted(rng.sample(range(traffic.total // 10, traffic.total * 9 // 10), KILLS))
 
-        def kill_and_restart() -> None:
-            try:
-                for moment in moments:
-                    wait_until(lambda m=moment: traffic.acked >= m, 30, f"{moment} acknowledged")
-                    server.kill()
-                    time.sleep(rng.uniform(0, 0.3))  # down for a while, or back at once
-                    server.start()
-            except BaseException as exc:
-                failures.append(exc)
+        def kill_and_restart(_: int) -> None:
+            server.kill()
+            time.sleep(rng.uniform(0, 0.3))  # down for a while, or back at once
+            server.start()
 
-        killer = threading.Thread(target=kill_and_restart, daemon=True)
-        traffic.start()
-        killer.start()
-        traffic.finish(timeout=45)
-        killer.join(10)
-        assert not failures, failures
+        traffic.run_with_faults(moments, kill_and_restart)
         assert server.kills == KILLS
         wait_delivered(traffic, timeout=10)
         check_delivery(traffic)

@@ -50,7 +50,6 @@ def test_cuts_and_an_outage_lose_and_double_nothing(server: Server, proxy: Proxy
     seed = int(os.environ.get("IMCHAT_FAULT_SEED") or random.randrange(1 << 32))
     rng = random.Random(seed)
     print(f"IMCHAT_FAULT_SEED={seed}")  # shown if the test fails: replays the run
-    failures: list[BaseException] = []
     cut: list[int] = []
     with Traffic(proxy.url(server.url), users=USERS, per_user=PER_USER, seed=seed) as traffic:
         # at a random point of distinct tenths of the run, so that traffic flows again
@@ -60,26 +59,16 @@ def test_cuts_and_an_outage_lose_and_double_nothing(server: Server, proxy: Proxy
         moments = [slot * tenth + rng.randrange(tenth // 2) for slot in slots]
         outage_at = rng.randrange(len(moments))
 
-        def break_the_network() -> None:
-            try:
-                for index, moment in enumerate(moments):
-                    wait_until(lambda m=moment: traffic.acked >= m, 30, f"{moment} acknowledged")
-                    if index == outage_at:
-                        proxy.pause()
-                        cut.append(proxy.cut())
-                        time.sleep(OUTAGE)
-                        proxy.resume()
-                    else:
-                        cut.append(proxy.cut())
-            except BaseException as exc:
-                failures.append(exc)
+        def break_the_network(index: int) -> None:
+            if index == outage_at:
+                proxy.pause()
+                cut.append(proxy.cut())
+                time.sleep(OUTAGE)
+                proxy.resume()
+            else:
+                cut.append(proxy.cut())
 
-        breaker = threading.Thread(target=break_the_network, daemon=True)
-        traffic.start()
-        breaker.start()
-        traffic.finish(timeout=45)
-        breaker.join(10)
-        assert not failures, failures
+        traffic.run_with_faults(moments, break_the_network)
         assert len(cut) == len(moments) and all(cut), f"a cut found no live connection: {cut}"
         wait_delivered(traffic, timeout=10)
         check_delivery(traffic)

@@ -15,10 +15,12 @@ import sqlite3
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from libimchat import ChatError, Client, Event, Message
+from tests.faults.servers import wait_until
 from tests.helpers import signup
 
 ROOM = "Faults"
@@ -102,6 +104,28 @@ class Traffic:
             thread.join(max(deadline - time.monotonic(), 0))
         assert not self._errors, f"a sender failed: {self._errors[0]!r}"
         assert self.acked == self.total, f"only {self.acked} of {self.total} sends acknowledged"
+
+    def run_with_faults(self, moments: list[int], fault: Callable[[int], None]) -> None:
+        """Send everything while ``fault(i)`` strikes once ``moments[i]`` sends are acknowledged.
+
+        The faults run on a thread of their own; whatever they raise fails the test.
+        """
+        failures: list[BaseException] = []
+
+        def strike() -> None:
+            try:
+                for index, moment in enumerate(moments):
+                    wait_until(lambda m=moment: self.acked >= m, 30, f"{moment} acknowledged")
+                    fault(index)
+            except BaseException as exc:
+                failures.append(exc)
+
+        striker = threading.Thread(target=strike, daemon=True)
+        self.start()
+        striker.start()
+        self.finish(timeout=45)
+        striker.join(10)
+        assert not failures, failures
 
     def close(self) -> None:
         for chatter in self.chatters:
