@@ -2,7 +2,8 @@
 
 Run a :class:`Server`, connect with a :class:`Client` (or an
 :class:`AsyncClient`), and every failure the server reports is a
-:class:`ChatError` with a stable ``.code``. :func:`name_key` is how the server
+:class:`ChatError` with a stable ``.code``; ``Server(limits=Limits(...))`` sets
+how much one client may ask. :func:`name_key` is how the server
 compares user and room names, for front ends that must do the same.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 from .aio import AsyncClient
 from .client import Client
 from .errors import ChatError, ChatTimeout, ProtocolError
+from .limits import Limits
 from .models import Event, EventKind, Message, Room, User
 from .server import Server, default_data_dir
 from .validation import name_key
@@ -24,6 +26,7 @@ __all__ = [
     "Client",
     "Event",
     "EventKind",
+    "Limits",
     "Message",
     "ProtocolError",
     "Room",

@@ -10,8 +10,7 @@ from typing import Any
 
 import zmq
 
-from libimchat import Client, Event, Server
-from libimchat.limits import Limits
+from libimchat import Client, Event, Limits, Server
 
 # quick heartbeats so that a vanished client goes offline within a second
 HEARTBEAT = 0.2

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import msgpack
 
+from libimchat import Limits
 from libimchat import protocol as p
 from libimchat.directory import Directory
-from libimchat.limits import Limits
 from libimchat.passwords import Passwords
 from libimchat.store import Store
 
