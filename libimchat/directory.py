@@ -761,11 +761,15 @@ class Directory:
         pair = (min(sender.id, recipient.id), max(sender.id, recipient.id))
         conversation_id = self.dialogs.get(pair)
         if conversation_id is None:
+            # the first message of these two: its client id may still name a message
+            # elsewhere, and that must be refused before the dialog is written
+            if self._answer_resend(peer, req, recipient_id=recipient.id, room_id=None, out=out):
+                return
             conversation_id = self.store.add_dialog(*pair, now)
         seq, inbox_seq = self.dialog_seq.get(conversation_id, 0) + 1, recipient.inbox_head + 1
-        # nothing is written before this point, and nothing can be refused after
-        # it; a resend is found by the insert itself (its client id is taken),
-        # so no lookup is on the way of every new message
+        # nothing can be refused from here on (this handler runs without a
+        # savepoint: see _UNGUARDED); a resend is found by the insert itself
+        # (its client id is taken), so no lookup is on the way of every new message
         message_id = self.store.add_message(
             conversation_id=conversation_id,
             seq=seq,

@@ -219,3 +219,23 @@ def test_a_resend_gets_its_message_even_after_a_block_or_at_the_rate_limit(tmp_p
     assert isinstance(other, p.Failure) and other.code == "blocked"
     mismatch, _ = ask(d, b"ali", dataclasses.replace(first, rid=11, body="changed"))
     assert isinstance(mismatch, p.Failure) and mismatch.code == "invalid"
+
+
+def test_a_client_id_reused_for_a_new_dialog_is_refused_and_leaves_no_dialog(
+    tmp_path: Path,
+) -> None:
+    # found by the model test: the refusal came after the new dialog was written
+    d = directory(tmp_path / "chat.db")
+    logged_in(d, b"ali", "ali")
+    logged_in(d, b"sam", "sam")
+    logged_in(d, b"zoe", "zoe")
+    sent, _ = ask(d, b"ali", p.SendDirect(rid=5, to="sam", body="hi", client_id="c1"))
+    assert isinstance(sent, p.Sent)
+    reused, _ = ask(d, b"ali", p.SendDirect(rid=6, to="zoe", body="hi", client_id="c1"))
+    assert isinstance(reused, p.Failure) and reused.code == "invalid"
+    first, _ = ask(d, b"ali", p.SendDirect(rid=7, to="zoe", body="hello", client_id="c2"))
+    assert isinstance(first, p.Sent) and first.message.seq == 1
+    dialogs = sqlite3.connect(tmp_path / "chat.db").execute(
+        "SELECT COUNT(*) FROM conversations WHERE room IS NULL"
+    )
+    assert dialogs.fetchone() == (2,)
