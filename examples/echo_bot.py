@@ -47,7 +47,7 @@ def echo(client: Client, me: str, stop: threading.Event, max_replies: int | None
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Echo every direct message back.")
-    parser.add_argument("url", help="the server, tcp://host:port")
+    parser.add_argument("url", help="the server, tcp://host:port#key as `imchat serve` prints it")
     parser.add_argument("username")
     parser.add_argument("password")
     parser.add_argument("--max", type=int, default=None, help="stop after this many replies")

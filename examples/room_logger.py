@@ -59,7 +59,7 @@ def log_room(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Log a room's messages as JSON lines.")
-    parser.add_argument("url", help="the server, tcp://host:port")
+    parser.add_argument("url", help="the server, tcp://host:port#key as `imchat serve` prints it")
     parser.add_argument("username")
     parser.add_argument("password")
     parser.add_argument("room")
