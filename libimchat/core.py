@@ -147,7 +147,7 @@ class ClientCore:
             actions += [Transmit(req) for req in self.pending.values()]
         return actions
 
-    def tick(self, now: float) -> list[Action]:
+    def tick(self, now: float) -> None:
         """The time now (seconds, any monotonic clock): give up on lost internal requests.
 
         libzmq re-makes a broken connection by itself, silently; a request in
@@ -161,7 +161,6 @@ class ClientCore:
         for rid in lost:
             self._stop_waiting(self._internal.pop(rid))
             del self._internal_sent[rid]
-        return []
 
     def connection_lost(self) -> list[Action]:
         """The server went silent: forget internal requests; keep the caller's for resending."""

@@ -57,10 +57,7 @@ class RateLimit:
         """Raise ``ChatError("rate_limited")`` (with ``retry_after``) if ``key`` has no token."""
         tokens = self._tokens(key, now)
         if tokens < 1:
-            wait = (1 - tokens) / self.per_second
-            raise ChatError(
-                "rate_limited", f"too many {self.what}; try again in {wait:.1f} s", retry_after=wait
-            )
+            raise self._refusal(tokens)
 
     def allows(self, key: Hashable, now: float) -> bool:
         """Whether ``key`` has a token now."""
@@ -68,8 +65,10 @@ class RateLimit:
 
     def take(self, key: Hashable, now: float) -> None:
         """Spend a token of ``key``; ``ChatError("rate_limited")`` if it has none."""
-        self.check(key, now)
-        self._buckets[key] = (self._tokens(key, now) - 1, now)
+        tokens = self._tokens(key, now)
+        if tokens < 1:
+            raise self._refusal(tokens)
+        self._buckets[key] = (tokens - 1, now)
 
     def spend(self, key: Hashable, now: float) -> None:
         """Spend a token even if that leaves ``key`` in debt (a failure that already happened)."""
@@ -87,9 +86,15 @@ class RateLimit:
     def __len__(self) -> int:
         return len(self._buckets)
 
+    def _refusal(self, tokens: float) -> ChatError:
+        wait = (1 - tokens) / self.per_second
+        return ChatError(
+            "rate_limited", f"too many {self.what}; try again in {wait:.1f} s", retry_after=wait
+        )
+
     def _tokens(self, key: Hashable, now: float) -> float:
         bucket = self._buckets.get(key)
-        if bucket is None:
+        if bucket is None or self.per_second == math.inf:  # unlimited: (now - at) * inf is nan
             return self.burst
         tokens, at = bucket
         return min(self.burst, tokens + (now - at) * self.per_second)

@@ -46,9 +46,8 @@ log = logging.getLogger(__name__)
 
 MAX_FRAME = 1 << 20
 _DRAIN = 500
-HANDSHAKES_BROKEN_OFF = (
-    3  # in a row, with a CURVE key: the key is wrong (libzmq retries every 0.1 s)
-)
+# handshakes broken off in a row that mean a wrong key (libzmq retries every 0.1 s)
+HANDSHAKES_BROKEN_OFF = 3
 _HANDSHAKE_EVENTS = (
     zmq.EVENT_HANDSHAKE_SUCCEEDED
     | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
@@ -161,7 +160,7 @@ class Link:
         backoff, retry_at = 1.0, 0.0
         while not self._closing:
             now = time.monotonic()
-            self._do(self.core.tick(now))
+            self.core.tick(now)
             interval = self._interval or self.core.heartbeat_interval or 1.0
             liveness = self._liveness or self.core.heartbeat_liveness or 3
             if self._dealer is None and now >= retry_at:
