@@ -30,21 +30,34 @@ def message(seq: int, *, room: str | None = "Room1", sender: str = "sam") -> Mes
     )
 
 
+def session(
+    rid: int,
+    *,
+    epoch: str = "run-1",
+    rooms: dict[str, int] | None = None,
+    inbox: int = 0,
+    events_seq: int = 0,
+) -> list[bytes]:
+    """The server's SessionStarted for ali (token "tok"), encoded."""
+    return p.encode(
+        p.SessionStarted(
+            rid=rid,
+            user=ALI,
+            token="tok",
+            epoch=epoch,
+            inbox_acked=inbox,
+            inbox_head=inbox,
+            rooms=tuple(p.RoomMark(room=r, seq=s) for r, s in (rooms or {}).items()),
+            blocked=(),
+            events_seq=events_seq,
+        )
+    )
+
+
 def logged_in(core: ClientCore, *, rooms: dict[str, int] | None = None, inbox: int = 0) -> list:
     """Log the core in as ali, with these rooms at these sequence numbers."""
     rid, _ = core.request(p.Login(rid=0, username="ali", password="pw"))
-    reply = p.SessionStarted(
-        rid=rid,
-        user=ALI,
-        token="tok",
-        epoch="run-1",
-        inbox_acked=inbox,
-        inbox_head=inbox,
-        rooms=tuple(p.RoomMark(room=r, seq=s) for r, s in (rooms or {}).items()),
-        blocked=(),
-        events_seq=0,
-    )
-    return core.received(p.encode(reply))
+    return core.received(session(rid, rooms=rooms, inbox=inbox))
 
 
 def emitted(actions: list) -> list:
@@ -142,18 +155,7 @@ def test_a_request_refused_for_a_lost_session_is_resent_after_resuming() -> None
     assert not any(isinstance(a, Resolve) for a in actions)
     (resume,) = sent(actions)
     assert isinstance(resume, p.Resume) and resume.token == "tok"
-    started = p.SessionStarted(
-        rid=resume.rid,
-        user=ALI,
-        token="tok",
-        epoch="run-1",
-        inbox_acked=0,
-        inbox_head=0,
-        rooms=(),
-        blocked=(),
-        events_seq=0,
-    )
-    resent = sent(core.received(p.encode(started)))
+    resent = sent(core.received(session(resume.rid)))
     assert [(type(r), r.rid, r.client_id) for r in resent] == [(p.SendDirect, rid, "x")]
 
 
@@ -171,18 +173,7 @@ def test_a_server_of_another_protocol_version_fails_every_call() -> None:
 
 def resumed(core: ClientCore, *, epoch: str, events_seq: int) -> list:
     (resume,) = sent(core._resume())
-    started = p.SessionStarted(
-        rid=resume.rid,
-        user=ALI,
-        token="tok",
-        epoch=epoch,
-        inbox_acked=0,
-        inbox_head=0,
-        rooms=(),
-        blocked=(),
-        events_seq=events_seq,
-    )
-    return core.received(p.encode(started))
+    return core.received(session(resume.rid, epoch=epoch, events_seq=events_seq))
 
 
 def test_a_session_resumed_on_the_same_server_run_fetches_the_events_it_missed() -> None:
@@ -245,18 +236,8 @@ def test_each_resumed_session_connects_the_subscriber_anew() -> None:
     assert subscriber_actions(actions) == []
     (resume,) = [r for r in sent(actions) if isinstance(r, p.Resume)]
     assert resume.subscriber_key == "k" * 40
-    started = p.SessionStarted(
-        rid=resume.rid,
-        user=ALI,
-        token="tok",
-        epoch="run-2",
-        inbox_acked=0,
-        inbox_head=0,
-        rooms=(),
-        blocked=(),
-        events_seq=0,
-    )
-    assert subscriber_actions(core.received(p.encode(started))) == [ConnectSubscriber(6000)]
+    started = core.received(session(resume.rid, epoch="run-2"))
+    assert subscriber_actions(started) == [ConnectSubscriber(6000)]
 
 
 def test_logging_out_or_losing_the_session_closes_the_subscriber() -> None:

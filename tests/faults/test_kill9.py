@@ -24,7 +24,13 @@ import pytest
 
 from libimchat.server import DATABASE
 from tests.faults.servers import ServerProcess
-from tests.faults.traffic import Traffic, check_delivery, check_store, wait_delivered
+from tests.faults.traffic import (
+    Traffic,
+    check_delivery,
+    check_store,
+    print_figures,
+    wait_delivered,
+)
 
 USERS = 4
 PER_USER = 600
@@ -58,9 +64,4 @@ def test_kill_9_at_random_moments_loses_and_doubles_nothing(server: ServerProces
         check_delivery(traffic)
     server.stop()
     figures = check_store(server.data_dir / DATABASE, traffic)
-    with capsys.disabled():
-        print(
-            f"\nFIGURES: kill9 acknowledged={figures.acknowledged} lost={figures.lost}"
-            f" duplicated={figures.duplicated} kills={server.kills}"
-            f" resends={sum(c.resends for c in traffic.chatters)} seed={seed}"
-        )
+    print_figures(capsys, "kill9", figures, traffic, seed, kills=server.kills)

@@ -15,7 +15,6 @@ import random
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -23,20 +22,19 @@ from libimchat import ChatError, Client, Message, Server
 from libimchat.server import DATABASE
 from tests.faults.proxy import Proxy
 from tests.faults.servers import wait_until
-from tests.faults.traffic import Traffic, check_delivery, check_store, wait_delivered
-from tests.helpers import HEARTBEAT, LIVENESS, logged_in, signup, start_server
+from tests.faults.traffic import (
+    Traffic,
+    check_delivery,
+    check_store,
+    print_figures,
+    wait_delivered,
+)
+from tests.helpers import HEARTBEAT, LIVENESS, logged_in, signup
 
 USERS = 4
 PER_USER = 400
 CUTS = 3
 OUTAGE = 3 * HEARTBEAT * LIVENESS  # long enough for every client to notice
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    server = start_server(tmp_path / "data")
-    yield server
-    server.stop()
 
 
 @pytest.fixture
@@ -74,13 +72,10 @@ def test_cuts_and_an_outage_lose_and_double_nothing(server: Server, proxy: Proxy
         check_delivery(traffic)
     server.stop()
     figures = check_store(server.data_dir / DATABASE, traffic)
-    with capsys.disabled():
-        print(
-            f"\nFIGURES: network_cut acknowledged={figures.acknowledged} lost={figures.lost}"
-            f" duplicated={figures.duplicated} cuts={CUTS} outages=1 outage_s={OUTAGE:g}"
-            f" connections_reset={sum(cut)}"
-            f" resends={sum(c.resends for c in traffic.chatters)} seed={seed}"
-        )
+    print_figures(
+        capsys, "network_cut", figures, traffic, seed,
+        cuts=CUTS, outages=1, outage_s=f"{OUTAGE:g}", connections_reset=sum(cut),
+    )  # fmt: skip
 
 
 def test_a_backfill_lost_in_a_short_cut_is_asked_for_again(server: Server, proxy: Proxy) -> None:

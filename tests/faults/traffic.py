@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 from libimchat import ChatError, Client, Event, Message
 from tests.faults.servers import wait_until
 from tests.helpers import signup
@@ -164,6 +166,24 @@ class Figures:
     acknowledged: int
     lost: int
     duplicated: int
+
+
+def print_figures(
+    capsys: pytest.CaptureFixture[str],
+    fault: str,
+    figures: Figures,
+    traffic: Traffic,
+    seed: int,
+    **extra: object,
+) -> None:
+    """One ``FIGURES:`` line for docs/RELIABILITY.md, shown even when pytest captures output."""
+    details = "".join(f" {name}={value}" for name, value in extra.items())
+    with capsys.disabled():
+        print(
+            f"\nFIGURES: {fault} acknowledged={figures.acknowledged} lost={figures.lost}"
+            f" duplicated={figures.duplicated}{details}"
+            f" resends={sum(c.resends for c in traffic.chatters)} seed={seed}"
+        )
 
 
 def check_store(database: Path, traffic: Traffic) -> Figures:
