@@ -53,9 +53,6 @@ MAX_CLIENT_ID = 64
 RECENT_EVENTS = 4096
 ANSWERS_KEPT = 10_000
 SESSION_TTL = 30 * 24 * 3600.0
-_Z85 = frozenset(
-    "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#"
-)
 
 
 @dataclass
@@ -101,12 +98,6 @@ class _Session:
 
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def _subscriber_key(key: str) -> str:
-    if key and (len(key) != 40 or not _Z85.issuperset(key)):
-        raise ChatError("invalid", "subscriber_key is a CURVE public key: 40 Z85 characters")
-    return key
 
 
 class Directory:
@@ -469,7 +460,7 @@ class Directory:
 
     def _login(self, peer: bytes, req: p.Login, now: float, out: Outcome) -> None:
         v.require(username=req.username, password=req.password)
-        subscriber_key = _subscriber_key(req.subscriber_key)
+        subscriber_key = v.check_subscriber_key(req.subscriber_key)
         user_id = self.account_by_key.get(v.name_key(req.username))
         account = self.accounts.get(user_id) if user_id is not None else None
         # a guesser is slowed down per account (across connections) and per
@@ -502,7 +493,7 @@ class Directory:
         self._start_session(session, req.rid, token, out)
 
     def _resume(self, peer: bytes, req: p.Resume, now: float, out: Outcome) -> None:
-        subscriber_key = _subscriber_key(req.subscriber_key)
+        subscriber_key = v.check_subscriber_key(req.subscriber_key)
         token_hash = _token_hash(req.token)
         user_id = self.store.use_session(token_hash, now, unused_since=now - self.session_ttl)
         if user_id is None:

@@ -19,6 +19,9 @@ _USERNAME = re.compile(r"[^\W_][\w.-]{1,31}")
 _ROOM = re.compile(r"[^\W_][\w .#-]{0,47}")
 _PHONE_DIGITS = re.compile(r"\+?[0-9]{6,15}")
 _PHONE_SEPARATORS = re.compile(r"[ ().-]")
+_Z85 = frozenset(
+    "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#"
+)
 
 
 def name_key(name: str) -> str:
@@ -47,6 +50,13 @@ def check_room_name(room: str) -> str:
             " starting with a letter or digit",
         )
     return room
+
+
+def check_subscriber_key(key: str) -> str:
+    """A SUB socket's CURVE public key as Z85 (40 characters), or "" for none."""
+    if key and (len(key) != 40 or not _Z85.issuperset(key)):
+        raise ChatError("invalid", "subscriber_key is a CURVE public key: 40 Z85 characters")
+    return key
 
 
 def check_phone(phone: str) -> str:
