@@ -26,9 +26,10 @@ from libimchat.protocol import room_topic
 from .measure import CpuWindow, rss_bytes, wait_until
 from .plan import Plan
 from .procs import LoadGroup, report_errors, split
+from .ready import ReadySockets
 from .report import record
 from .servers import launch
-from .wire import ACK, DRAIN, FAILURE, LOGGED_IN, WIRES, subscribe
+from .wire import ACK, FAILURE, LOGGED_IN, WIRES, subscribe
 
 HEARTBEAT = 1.0  # the server's default
 # Real clients also subscribe to presence (GLOBAL_TOPIC), and then N logins publish N
@@ -49,9 +50,9 @@ class Crowd:
         self.spec = spec
         self.sims = [self.wire.open(self.ctx, spec["url"], i) for i in spec["users"]]
         self.owner = {sim.dealer: sim for sim in self.sims}
-        self.poller = zmq.Poller()
+        self.ready = ReadySockets()
         for sim in self.sims:
-            self.poller.register(sim.dealer, zmq.POLLIN)
+            self.ready.add(sim.dealer)
         self.due: collections.deque[tuple[float, Any]] = collections.deque()
         self.scheduled: set[Any] = set()  # sims with a heartbeat in ``due``
         self.back_at: dict[Any, float] = {}  # when a client got its session back after a restart
@@ -63,11 +64,13 @@ class Crowd:
             sim.dealer.close(0)
             if sim.sub is not None:
                 sim.sub.close(0)
+        self.ready.close()
         self.ctx.term()
 
     def log_in(self, sim: Any) -> None:
         sim.logged_in = False
         sim.dealer.send_multipart(self.wire.login(sim))
+        self.ready.sent(sim.dealer)
 
     def live(
         self, until: float, *, stop_when_all_in: bool = False, orders: Any = None
@@ -87,18 +90,19 @@ class Crowd:
             while self.due and self.due[0][0] <= now:
                 _, sim = self.due.popleft()
                 sim.dealer.send_multipart(self.wire.ping(sim))
+                self.ready.sent(sim.dealer)
                 self.due.append((now + HEARTBEAT, sim))
-            for sock, _ in self.poller.poll(10):
+            for sock in self.ready.wait(0.01):
                 sim = self.owner[sock]
                 if sock is sim.sub:
-                    for _ in range(DRAIN):
+                    while True:  # to the end: ReadySockets signals a socket once
                         try:
                             sock.recv_multipart(zmq.NOBLOCK)
                         except zmq.Again:
                             break
                         self.published += 1
                     continue
-                for _ in range(DRAIN):
+                while True:
                     try:
                         frames = sock.recv_multipart(zmq.NOBLOCK)
                     except zmq.Again:
@@ -116,11 +120,11 @@ class Crowd:
         server admits a subscriber's key only while its session lives, and libzmq
         does not retry a refused one (after a restart, say)."""
         if sim.sub is not None:
-            self.poller.unregister(sim.sub)
+            self.ready.remove(sim.sub)
             del self.owner[sim.sub]
             sim.sub.close(0)
         subscribe(self.ctx, sim, self.spec["pub_url"], [self.spec["topic"]])
-        self.poller.register(sim.sub, zmq.POLLIN)
+        self.ready.add(sim.sub)
         self.owner[sim.sub] = sim
 
     def _answer(self, sim: Any, reply: tuple[str, Any]) -> None:
