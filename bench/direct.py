@@ -22,10 +22,11 @@ from .measure import percentiles, wait_until
 from .plan import Plan, Window
 from .procs import LoadGroup, report_errors, serve_orders, split
 from .profile import Profiler
+from .ready import ReadySockets
 from .report import record
 from .seed import username
 from .servers import launch
-from .wire import ACK, DRAIN, FAILURE, MESSAGE, WIRES, log_in_all, sent_at, stamped_body
+from .wire import ACK, FAILURE, MESSAGE, WIRES, log_in_all, sent_at, stamped_body
 
 RATE_CAP = 64  # at a fixed rate, a user with this many unacked messages skips its turn
 
@@ -56,9 +57,9 @@ def _run(
     start, t0, t1, end = times
     targets = {sim.dealer: sim for sim in sims}
     peer = {sim.index: username((sim.index + 1) % total) for sim in sims}
-    poller = zmq.Poller()
+    ready = ReadySockets()
     for sim in sims:
-        poller.register(sim.dealer, zmq.POLLIN)
+        ready.add(sim.dealer)
     latencies: list[float] = []
     delivered = failures = sent = skipped = 0
     failure_codes: set[str] = set()
@@ -66,6 +67,7 @@ def _run(
     def send(sim: Any) -> None:
         nonlocal sent
         sim.dealer.send_multipart(wire.direct(sim, peer[sim.index], stamped_body()))
+        ready.sent(sim.dealer)
         sim.inflight += 1
         sent += 1
 
@@ -78,9 +80,9 @@ def _run(
     turn = 0
     now = time.monotonic()
     while now < end or (any(s.inflight for s in sims) and now < end + 2.0):
-        for sock, _ in poller.poll(1):
+        for sock in ready.wait(0.001):
             sim = targets[sock]
-            for _ in range(DRAIN):
+            while True:  # to the end: ReadySockets signals a socket once
                 try:
                     frames = sock.recv_multipart(zmq.NOBLOCK)
                 except zmq.Again:
@@ -109,6 +111,7 @@ def _run(
                     send(sim)
                 else:
                     skipped += 1
+    ready.close()
     return {
         "delivered": delivered,
         "latencies": latencies,

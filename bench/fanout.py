@@ -22,9 +22,10 @@ from . import irc
 from .measure import percentiles
 from .plan import Plan, Window
 from .procs import LoadGroup, report_errors, serve_orders, split
+from .ready import ReadySockets
 from .report import record
 from .servers import launch
-from .wire import DRAIN, FAILURE, WIRES, log_in_all, sent_at, stamped_body, subscribe
+from .wire import FAILURE, WIRES, log_in_all, sent_at, stamped_body, subscribe
 
 ROOM = "bench room"
 PROBES = 10  # members per load process that time every post
@@ -62,11 +63,11 @@ def _run(
     poster = sims[0] if sims[0].index == 0 else None
     probes = {sim.sub for sim in sims[:PROBES]}
     owner = {sim.sub: sim for sim in sims}
-    poller = zmq.Poller()
+    ready = ReadySockets()
     for sim in sims:
-        poller.register(sim.sub, zmq.POLLIN)
+        ready.add(sim.sub)
     if poster is not None:
-        poller.register(poster.dealer, zmq.POLLIN)
+        ready.add(poster.dealer)
     latencies: list[float] = []
     deliveries = posts = failures = 0
     pending = 0  # posts the poster has not seen come back on its own SUB
@@ -75,6 +76,7 @@ def _run(
         nonlocal pending, posts
         assert poster is not None
         poster.dealer.send_multipart(wire.room(poster, ROOM, stamped_body()))
+        ready.sent(poster.dealer)
         pending += 1
         posts += 1
 
@@ -85,9 +87,9 @@ def _run(
             post()
     now = time.monotonic()
     while now < end + 0.5:
-        for sock, _ in poller.poll(1):
+        for sock in ready.wait(0.001):
             if poster is not None and sock is poster.dealer:
-                for _ in range(DRAIN):
+                while True:  # to the end: ReadySockets signals a socket once
                     try:
                         kind, _detail = wire.read(sock.recv_multipart(zmq.NOBLOCK))
                     except zmq.Again:
@@ -98,7 +100,7 @@ def _run(
                 continue
             probe = sock in probes
             got = 0
-            for _ in range(DRAIN):
+            while True:
                 try:
                     frames = sock.recv_multipart(zmq.NOBLOCK)
                 except zmq.Again:
@@ -116,6 +118,7 @@ def _run(
         now = time.monotonic()
         while poster is not None and pending < window and now < end:
             post()
+    ready.close()
     return {"deliveries": deliveries, "latencies": latencies, "posts": posts, "failures": failures}
 
 
