@@ -83,6 +83,7 @@ class Link:
         self._keypair = zmq.curve_keypair() if address.server_key else None
         self.refusal: ChatError | None = None  # why the last handshake failed, if it did
         self._broken_off = 0  # handshakes broken off in a row
+        self._handshakes = 0  # handshakes that succeeded on the current DEALER
         self.core = ClientCore(agent, self._keypair[0].decode() if self._keypair else "")
         self._emit = emit
         self._interval = heartbeat_interval
@@ -208,16 +209,13 @@ class Link:
 
     def _close_dealer(self) -> None:
         if self._dealer is not None:
-            self._stop_watching()
+            self._dealer.disable_monitor()
+            if self._monitor is not None:
+                self._monitor.close(linger=0)
+                self._monitor = None
             self._dealer.close(linger=0)
             self._dealer = None
-
-    def _stop_watching(self) -> None:
-        """Close the DEALER's monitor (two inproc sockets a client need not keep)."""
-        if self._dealer is not None and self._monitor is not None:
-            self._dealer.disable_monitor()
-            self._monitor.close(linger=0)
-            self._monitor = None
+            self._handshakes = 0
 
     def _socket(self, kind: int) -> zmq.Socket[bytes]:
         sock = self._ctx.socket(kind)
@@ -230,23 +228,31 @@ class Link:
         return sock
 
     def _watch_handshakes(self, monitor: zmq.Socket[bytes]) -> None:
-        """Turn a refused security handshake into a clear error for every caller.
+        """Follow the DEALER's handshakes: reconnections, and refusals.
+
+        libzmq re-makes a broken connection by itself, and the server's ROUTER
+        knows the new one under a new routing id, so the session is gone: a
+        handshake after the first one starts the connection afresh (Hello,
+        Resume) at once, rather than when a heartbeat finds out. That is how a
+        client comes back quickly after a server restart even when the server
+        asked for heartbeats many seconds apart.
 
         A mismatch of mechanisms or a refusal by the server's gatekeeper is
         final. A handshake that just breaks off is what a wrong server key
         looks like, but also a server killed or a network reset mid-handshake:
         only :data:`HANDSHAKES_BROKEN_OFF` in a row, with none succeeding, count
-        as a refusal. A DEALER is watched until its first handshake succeeds.
+        as a refusal.
         """
         while monitor.poll(0):
             report = recv_monitor_message(monitor)
             event = report["event"]
             if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
-                # this server takes our key: later breaks are network trouble, which the
-                # heartbeats handle (a DEALER opened after a silence is watched anew)
                 self.refusal, self._broken_off = None, 0
-                self._stop_watching()
-                return
+                self._handshakes += 1
+                if self._handshakes > 1:
+                    self._do(self.core.connection_lost())
+                    self._do(self.core.connection_made())
+                continue
             final = event == zmq.EVENT_HANDSHAKE_FAILED_AUTH or (
                 event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
                 and report["value"] == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH

@@ -15,7 +15,15 @@ from pathlib import Path
 import pytest
 
 from libimchat import ChatError, Server
-from tests.helpers import HEARTBEAT, LIVENESS, drain, logged_in, signup, wait_for
+from tests.helpers import (
+    HEARTBEAT,
+    LIVENESS,
+    drain,
+    logged_in,
+    signup,
+    start_server,
+    wait_for,
+)
 
 
 def free_port() -> int:
@@ -96,6 +104,26 @@ def test_a_restarted_server_keeps_everything_and_clients_go_on(tmp_path: Path) -
             assert sam.history("ali") == [before, after]
             assert sam.room_history("Room1") == [room_before, room_after]
             assert {r.name: r.members for r in sam.rooms()} == {"Room1": 2}
+        finally:
+            server.stop()
+
+
+def test_a_client_resumes_as_soon_as_its_connection_is_back_not_at_its_next_heartbeat(
+    tmp_path: Path,
+) -> None:
+    # a big server asks for heartbeats seconds apart (Directory.heartbeat_interval);
+    # its clients must not wait that long to come back after a restart
+    port, pub_port = free_port(), free_port()
+    server = start_server(tmp_path, port, pub_port=pub_port, heartbeat_interval=30.0)
+    with logged_in(server.url, "ali", 5) as ali:
+        drain(ali)
+        server.stop()
+        began = time.monotonic()
+        server = start_server(tmp_path, port, pub_port=pub_port, heartbeat_interval=30.0)
+        try:
+            wait_for(ali, lambda e: e.kind == "connection" and e.online, 5.0)
+            assert server._directory is not None and len(server._directory.sessions) == 1
+            print(f"\nFIGURES: back_after_restart_s={time.monotonic() - began:.2f} heartbeat_s=30")
         finally:
             server.stop()
 
