@@ -20,6 +20,7 @@ from pathlib import Path
 
 from . import store
 from .address import server_url
+from .directory import HEARTBEATS_PER_SECOND
 from .keys import server_keypair
 from .limits import Limits
 from .server import DATABASE, Server, default_data_dir
@@ -66,6 +67,13 @@ def main(argv: list[str] | None = None) -> int:
         default=Limits.message_burst,
         help="messages one user may send at once (default: %(default)d)",
     )
+    serve.add_argument(
+        "--heartbeats-per-second",
+        type=float,
+        default=HEARTBEATS_PER_SECOND,
+        help="heartbeats the server answers a second; with more clients, each is asked"
+        " for fewer (default: %(default)g)",
+    )
     key = commands.add_parser("key", help="print the server's public key (made if missing)")
     key.add_argument("--data-dir", default=None, help=f"default: {default_data_dir()}")
     backup = commands.add_parser(
@@ -89,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         port=args.port,
         pub_port=args.pub_port,
         insecure=args.insecure,
+        heartbeats_per_second=args.heartbeats_per_second,
         limits=Limits(messages_per_second=args.message_rate, message_burst=args.message_burst),
     )
     signal.signal(signal.SIGTERM, lambda *_: server.stop())

@@ -270,6 +270,8 @@ class ClientCore:
         fresh = not resumed or self.inbox is None
         self.user, self.token = reply.user, reply.token
         self.blocked = {name_key(name) for name in reply.blocked}
+        if reply.heartbeat_interval:
+            self.heartbeat_interval = reply.heartbeat_interval
         if fresh or reply.epoch != self.epoch:
             # a new server run numbers its events afresh; within one run, a
             # resumed session fetches what it missed (see _catch_up)
@@ -349,6 +351,8 @@ class ClientCore:
             actions = self._session_started(reply, resumed=True)
             return actions + [Transmit(req) for req in self.pending.values()]
         if isinstance(reply, p.Pong):
+            if reply.heartbeat_interval:  # the server asks for more (or fewer) heartbeats
+                self.heartbeat_interval = reply.heartbeat_interval
             return self._catch_up(reply.inbox_head, reply.rooms, reply.events_seq)
         if isinstance(reply, p.MessagePage):
             return self._backfilled(request, reply)

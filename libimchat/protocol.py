@@ -235,6 +235,8 @@ class SessionStarted:
     rooms: tuple[RoomMark, ...]
     blocked: tuple[str, ...]
     events_seq: int
+    # the heartbeat interval from now on; None (from an older server): Welcome's
+    heartbeat_interval: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -243,6 +245,7 @@ class Pong:
     inbox_head: int
     rooms: tuple[RoomMark, ...]
     events_seq: int
+    heartbeat_interval: float | None = None  # as in SessionStarted
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

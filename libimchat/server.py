@@ -28,7 +28,7 @@ import zmq
 from . import protocol as p
 from . import zap
 from .address import server_url
-from .directory import SESSION_TTL, Directory, Outcome
+from .directory import HEARTBEATS_PER_SECOND, SESSION_TTL, Directory, Outcome
 from .keys import default_data_dir, server_keypair
 from .limits import Limits
 from .passwords import Passwords
@@ -57,8 +57,12 @@ class Server:
         port: the request (ROUTER) port; 0 picks a free one.
         pub_port: the publication (PUB) port; 0 picks a free one when ``port``
             is 0, else it is ``port + 1``.
-        heartbeat_interval: seconds between client heartbeats, told to clients.
+        heartbeat_interval: seconds between client heartbeats, told to clients:
+            the shortest, since it grows when more sessions live than
+            ``heartbeats_per_second``.
         heartbeat_liveness: heartbeats a session may miss before it ends.
+        heartbeats_per_second: the heartbeats the server answers at most; with
+            more sessions, clients are told a longer interval (whole seconds).
         password_profile: the Argon2id cost (see :mod:`libimchat.passwords`).
         session_ttl: seconds a login can be resumed without being used (30 days).
         limits: login tries, message rate and rooms per user (:class:`~libimchat.limits.Limits`).
@@ -80,6 +84,7 @@ class Server:
         pub_port: int | None = None,
         heartbeat_interval: float = 1.0,
         heartbeat_liveness: int = 3,
+        heartbeats_per_second: float = HEARTBEATS_PER_SECOND,
         password_profile: str = "owasp",
         session_ttl: float = SESSION_TTL,
         limits: Limits | None = None,
@@ -89,6 +94,7 @@ class Server:
         self.host = host
         self.heartbeat_interval = heartbeat_interval
         self.heartbeat_liveness = heartbeat_liveness
+        self.heartbeats_per_second = heartbeats_per_second
         self._requested = (port, pub_port if pub_port is not None else (port + 1 if port else 0))
         self._passwords = Passwords(password_profile)
         self.session_ttl = session_ttl
@@ -216,7 +222,7 @@ class Server:
                     heartbeat_interval=self.heartbeat_interval,
                     heartbeat_liveness=self.heartbeat_liveness,
                 ),
-                liveness=self.heartbeat_interval * self.heartbeat_liveness,
+                heartbeats_per_second=self.heartbeats_per_second,
                 session_ttl=self.session_ttl,
                 limits=self.limits,
             )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from libimchat import protocol as p
 from libimchat.core import (
     ClientCore,
@@ -103,6 +105,21 @@ def test_a_heartbeat_that_shows_newer_room_messages_fetches_them() -> None:
     )
     (fetch,) = sent(core.received(p.encode(pong)))
     assert isinstance(fetch, p.RoomHistory) and fetch.after_seq == 5
+
+
+def test_the_server_sets_the_heartbeat_interval_at_session_start_and_in_each_pong() -> None:
+    core = ClientCore()
+    rid, _ = core.request(p.Login(rid=0, username="ali", password="pw"))
+    started = p.decode(session(rid))
+    core.received(p.encode(dataclasses.replace(started, heartbeat_interval=4.0)))
+    assert core.heartbeat_interval == 4.0
+    (ping,) = sent(core.heartbeat())
+    core.received(p.encode(p.Pong(rid=ping.rid, inbox_head=0, rooms=(), events_seq=0)))
+    assert core.heartbeat_interval == 4.0  # an older server's Pong says nothing: no change
+    (ping,) = sent(core.heartbeat())
+    pong = p.Pong(rid=ping.rid, inbox_head=0, rooms=(), events_seq=0, heartbeat_interval=9.0)
+    core.received(p.encode(pong))
+    assert core.heartbeat_interval == 9.0
 
 
 def test_inbox_gaps_are_fetched_and_delivered_in_order() -> None:

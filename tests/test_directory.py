@@ -20,7 +20,7 @@ KEY_A, KEY_B = "a" * 40, "rAx&0]{9" * 5
 
 
 def directory(path: Path) -> Directory:
-    return Directory(Store(path), Passwords("fast"), welcome=WELCOME, liveness=3.0)
+    return Directory(Store(path), Passwords("fast"), welcome=WELCOME)
 
 
 def ask(d: Directory, peer: bytes, request: p.Request, now: float = 100.0):  # type: ignore[no-untyped-def]
@@ -148,7 +148,7 @@ def test_the_pub_socket_admits_the_subscriber_keys_of_live_sessions_only(tmp_pat
     ask(d, b"a", p.Logout(rid=6))
     assert not d.may_subscribe(KEY_B)
     ask(d, b"b", p.Login(rid=7, username="ali", password="pw", subscriber_key=KEY_B))
-    d.expire(100.0 + d.liveness + 1)  # a silent session ends too
+    d.expire(100.0 + 3 * 1.0 + 1)  # a silent session ends too (3 missed 1 s heartbeats)
     assert not d.may_subscribe(KEY_B)
     ask(d, b"c", p.Login(rid=8, username="ali", password="pw"))  # insecure: no key
     assert d.subscribers == {}
@@ -200,7 +200,6 @@ def test_a_resend_gets_its_message_even_after_a_block_or_at_the_rate_limit(tmp_p
         Store(tmp_path / "chat.db"),
         Passwords("fast"),
         welcome=WELCOME,
-        liveness=3.0,
         limits=Limits(message_burst=1, messages_per_second=1e-6),
     )
     logged_in(d, b"ali", "ali")
@@ -239,3 +238,31 @@ def test_a_client_id_reused_for_a_new_dialog_is_refused_and_leaves_no_dialog(
         "SELECT COUNT(*) FROM conversations WHERE room IS NULL"
     )
     assert dialogs.fetchone() == (2,)
+
+
+def test_the_heartbeat_interval_grows_with_the_sessions_and_each_session_expires_by_its_own(
+    tmp_path: Path,
+) -> None:
+    # answering 2 heartbeats a second at most: a third session asks everyone for fewer
+    d = Directory(
+        Store(tmp_path / "chat.db"), Passwords("fast"), welcome=WELCOME, heartbeats_per_second=2
+    )
+    for name in ("ali", "bob"):
+        signup(d, name)
+    first, _ = ask(d, b"a", p.Login(rid=2, username="ali", password="pw"))
+    ask(d, b"b", p.Login(rid=2, username="bob", password="pw"))
+    assert first.heartbeat_interval == 1.0 == d.heartbeat_interval()
+    signup(d, "cat")
+    third, _ = ask(d, b"c", p.Login(rid=2, username="cat", password="pw"))
+    assert third.heartbeat_interval == 2.0  # 3 sessions / 2 a second: 1.5 s, in whole seconds
+    welcome, _ = ask(d, b"new", p.Hello(rid=3, version=p.PROTOCOL_VERSION, agent="t"))
+    assert welcome.heartbeat_interval == 2.0
+    pong, _ = ask(d, b"a", p.Ping(rid=4, inbox_seen=0), now=101.0)
+    assert pong.heartbeat_interval == 2.0
+    # bob was told 1 s: three missed heartbeats end his session; ali and cat were told 2 s
+    d.expire(104.5)
+    assert set(d.sessions) == {b"a", b"c"}
+    pong, _ = ask(d, b"a", p.Ping(rid=5, inbox_seen=0), now=105.0)
+    assert pong.heartbeat_interval == 1.0  # two sessions: back to the server's own
+    d.expire(106.5)  # cat, silent 6.5 s, was told 2 s
+    assert set(d.sessions) == {b"a"}
