@@ -1,26 +1,31 @@
 """Scenario 3: many logged-in, idle clients; then the server restarts under them.
 
 Each client holds a DEALER (logged in with ``Resume``, pinging at the
-server's heartbeat interval as the real client does) and a SUB (on a quiet
-room topic: see QUIET_TOPIC): two connections on the server. Measured:
+heartbeat interval the server tells it, as the real client does) and a SUB (on
+a quiet room topic: see QUIET_TOPIC): two connections on the server. Measured:
 the time for all to log in, the server's RSS per client, its CPU while they
 idle, and, after a restart of the server on the same ports, the time until
-every client has its session back (a client learns on its next heartbeat that
-the new server does not know it and resumes, as libimchat's client does).
-The relay gets the same clients, heartbeats and restart; its "session back" is
-the first answer after the restart. The open-files limit (20,000 a process)
-bounds N: 9,000 clients are 18,000 connections on the server.
+every client has its session back. Like libimchat's client, a client watches
+its DEALER's handshakes and resumes as soon as libzmq has reconnected it; a
+heartbeat that the new server answers with ``not_logged_in`` would do it too,
+later. The relay gets the same clients, at the interval our server told them,
+and the same restart; its "session back" is the answer to the hello sent on
+reconnecting. The open-files limit (20,000 a process) bounds N: 9,000 clients
+are 18,000 connections on the server.
 """
 
 from __future__ import annotations
 
 import collections
+import heapq
 import math
 import time
 from typing import Any
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
+from libimchat.directory import HEARTBEATS_PER_SECOND
 from libimchat.protocol import room_topic
 
 from .measure import CpuWindow, rss_bytes, wait_until
@@ -31,13 +36,15 @@ from .report import record
 from .servers import launch
 from .wire import ACK, FAILURE, LOGGED_IN, WIRES, subscribe
 
-HEARTBEAT = 1.0  # the server's default
+HEARTBEAT = 1.0  # the server's default, and a client's until the server says otherwise
 # Real clients also subscribe to presence (GLOBAL_TOPIC), and then N logins publish N
 # presence events to up to N subscribers: 40 million deliveries for 9,000 clients, which no
 # load process here can read (tried: 2,328 of 9,000 logged in after 120 s). So the SUBs hold
 # their connection on a room topic nobody posts to.
 QUIET_TOPIC = room_topic("bench idle room")
-CLIENTS_PER_PROCESS = 2000  # each costs the load process 4 descriptors (2 sockets + mailboxes)
+# each costs the load process 6 descriptors: 2 connections, and the mailboxes of the
+# DEALER, the SUB and the DEALER's monitor (a pair of sockets)
+CLIENTS_PER_PROCESS = 2000
 
 
 class Crowd:
@@ -51,15 +58,28 @@ class Crowd:
         self.sims = [self.wire.open(self.ctx, spec["url"], i) for i in spec["users"]]
         self.owner = {sim.dealer: sim for sim in self.sims}
         self.ready = ReadySockets()
+        self.watched: dict[Any, Any] = {}  # a DEALER's monitor -> its sim
+        self.dropped: set[Any] = set()  # sims whose DEALER lost its connection
         for sim in self.sims:
             self.ready.add(sim.dealer)
-        self.due: collections.deque[tuple[float, Any]] = collections.deque()
-        self.scheduled: set[Any] = set()  # sims with a heartbeat in ``due``
+            monitor = sim.dealer.get_monitor_socket(
+                zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED
+            )
+            self.watched[monitor] = sim
+            self.ready.add(monitor)
+        self.interval = {sim: spec["heartbeat"] for sim in self.sims}  # as told by the server
+        # when each logged-in sim heartbeats next; ``due`` is a heap of (when, index, sim)
+        # that may hold stale entries, skipped when they come up
+        self.next_ping: dict[Any, float] = {}
+        self.due: list[tuple[float, int, Any]] = []
         self.back_at: dict[Any, float] = {}  # when a client got its session back after a restart
         self.restarted_at: float | None = None
         self.published = self.pongs = self.relogins = 0
+        self.failures: collections.Counter[str] = collections.Counter()
 
     def close(self) -> None:
+        for monitor in self.watched:
+            monitor.close(0)
         for sim in self.sims:
             sim.dealer.close(0)
             if sim.sub is not None:
@@ -88,11 +108,16 @@ class Crowd:
             if orders is not None and self.restarted_at is None and orders.poll():
                 self.restarted_at = orders.recv()[1]
             while self.due and self.due[0][0] <= now:
-                _, sim = self.due.popleft()
+                when, _, sim = heapq.heappop(self.due)
+                if when != self.next_ping[sim]:
+                    continue
                 sim.dealer.send_multipart(self.wire.ping(sim))
                 self.ready.sent(sim.dealer)
-                self.due.append((now + HEARTBEAT, sim))
+                self._schedule(sim, now + self.interval[sim])
             for sock in self.ready.wait(0.01):
+                if sock in self.watched:
+                    self._watch(sock)
+                    continue
                 sim = self.owner[sock]
                 if sock is sim.sub:
                     while True:  # to the end: ReadySockets signals a socket once
@@ -115,21 +140,52 @@ class Crowd:
                 break
         return last_in
 
-    def _subscribe(self, sim: Any) -> None:
-        """Connect the sim's SUB anew, as a client does after each session start: our
-        server admits a subscriber's key only while its session lives, and libzmq
-        does not retry a refused one (after a restart, say)."""
+    def _watch(self, monitor: Any) -> None:
+        """As libimchat's client does: a lost connection closes the SUB (a restarted server
+        would refuse it until we resume); a handshake after it means libzmq reconnected
+        us: say hello (resume) at once."""
+        sim = self.watched[monitor]
+        while True:
+            try:
+                event = recv_monitor_message(monitor, zmq.NOBLOCK)["event"]
+            except zmq.Again:
+                return
+            if event == zmq.EVENT_DISCONNECTED:
+                self.dropped.add(sim)
+                self._unsubscribe(sim)
+            elif sim in self.dropped:
+                self.dropped.discard(sim)
+                self.log_in(sim)
+
+    def _unsubscribe(self, sim: Any) -> None:
         if sim.sub is not None:
             self.ready.remove(sim.sub)
             del self.owner[sim.sub]
             sim.sub.close(0)
+            sim.sub = None
+
+    def _subscribe(self, sim: Any) -> None:
+        """Connect the sim's SUB anew, as a client does after each session start: our
+        server admits a subscriber's key only while its session lives, and libzmq
+        does not retry a refused one (after a restart, say)."""
+        self._unsubscribe(sim)
         subscribe(self.ctx, sim, self.spec["pub_url"], [self.spec["topic"]])
         self.ready.add(sim.sub)
         self.owner[sim.sub] = sim
 
+    def _schedule(self, sim: Any, when: float) -> None:
+        self.next_ping[sim] = when
+        heapq.heappush(self.due, (when, sim.index, sim))
+
     def _answer(self, sim: Any, reply: tuple[str, Any]) -> None:
-        kind, _ = reply
+        kind, told = reply
         now = time.monotonic()
+        if kind in (LOGGED_IN, ACK) and told:
+            self.interval[sim] = told
+            # as a client heartbeats after ``interval`` of silence, whatever the interval
+            # was when it last sent: a shorter one takes effect at once
+            if sim in self.next_ping and now + told < self.next_ping[sim]:
+                self._schedule(sim, now + told)
         # back after the restart: ours once it has resumed; the relay (no sessions) at any answer
         restarted = self.restarted_at is not None and now >= self.restarted_at
         if (
@@ -141,13 +197,14 @@ class Crowd:
         if kind == LOGGED_IN or (kind == ACK and not sim.logged_in):
             if kind == LOGGED_IN or sim.sub is None:
                 self._subscribe(sim)
-            if sim not in self.scheduled:
-                self.scheduled.add(sim)
-                self.due.append((now + HEARTBEAT, sim))
+            if sim not in self.next_ping:
+                self._schedule(sim, now + self.interval[sim])
             sim.logged_in = True
         elif kind == ACK:
             self.pongs += 1
-        elif kind == FAILURE and sim.logged_in:  # the server forgot us: resume
+        elif kind == FAILURE:
+            self.failures[told] += 1
+        if kind == FAILURE and sim.logged_in:  # the server forgot us: resume
             self.relogins += 1
             self.log_in(sim)
 
@@ -180,6 +237,8 @@ def load(conn: Any, spec: dict[str, Any]) -> None:
                             "published": crowd.published,
                             "pongs": crowd.pongs,
                             "relogins": crowd.relogins,
+                            "heartbeat": max(crowd.interval.values()),
+                            "failures": dict(crowd.failures),
                         },
                     )
                 )
@@ -187,7 +246,13 @@ def load(conn: Any, spec: dict[str, Any]) -> None:
         crowd.close()
 
 
-def _side(plan: Plan, side: str, clients: int, topic: bytes = QUIET_TOPIC) -> dict[str, Any]:
+def _expected_interval(clients: int) -> float:
+    """The heartbeat interval our server tells this many clients (Directory.heartbeat_interval)."""
+    return max(HEARTBEAT, float(math.ceil(clients / HEARTBEATS_PER_SECOND)))
+
+
+def _side(plan: Plan, side: str, clients: int, heartbeat: float) -> dict[str, Any]:
+    """One side's figures; its clients heartbeat every ``heartbeat`` s until told otherwise."""
     server = launch(
         side, plan.fresh_dir(f"connections-{side}"), users=clients, heartbeat_interval=HEARTBEAT
     )
@@ -198,7 +263,8 @@ def _side(plan: Plan, side: str, clients: int, topic: bytes = QUIET_TOPIC) -> di
             "url": server.url,
             "pub_url": f"tcp://127.0.0.1:{server.pub_port}",
             "users": users,
-            "topic": topic,
+            "topic": QUIET_TOPIC,
+            "heartbeat": heartbeat,
         }
         for users in split(range(clients), processes)
     ]
@@ -215,9 +281,11 @@ def _side(plan: Plan, side: str, clients: int, topic: bytes = QUIET_TOPIC) -> di
                     f"only {sum(c[2] for c in connected)} of {clients} clients logged in in 120 s"
                 )
             login_s = max(c[1] for c in connected) - began
-            # idle: every client heartbeats; measure the server's CPU and memory
-            settle = time.monotonic() + 1.0
-            idle_end = settle + plan.measure
+            # idle: every client heartbeats; measure the server's CPU and memory over two
+            # intervals at least, after one in which every client learns the interval
+            interval = _expected_interval(clients)
+            settle = time.monotonic() + interval
+            idle_end = settle + max(plan.measure, 2 * interval)
             group.send_all(("idle", idle_end, False))
             wait_until(settle)
             cpu = CpuWindow({"server": [server.pid], "load": group.pids})
@@ -250,6 +318,7 @@ def _side(plan: Plan, side: str, clients: int, topic: bytes = QUIET_TOPIC) -> di
         "clients_back": len(back),
         "publications_read": sum(s["published"] for s in stormed),
         "heartbeats_answered_idle": sum(i[1]["pongs"] for i in idled),
+        "heartbeat_told_s": max(i[1]["heartbeat"] for i in idled),
     }
     print(
         f"    {side:6}: logged in {figures['login_all_s']} s, "
@@ -264,15 +333,19 @@ def run(plan: Plan) -> None:
     for clients in plan.pick([1000], [1000, 5000, 9000]):
         print(f"  idle connections: {clients} clients (DEALER + SUB each)", flush=True)
         figures = {}
+        # the relay's clients heartbeat as often as our server asked its own to
+        heartbeat = _expected_interval(clients)
         for side in ("ours", "relay"):
             try:
-                figures[side] = _side(plan, side, clients)
+                figures[side] = _side(plan, side, clients, heartbeat)
             except Exception as exc:  # near the open-files limit: say so, go on to the next side
                 plan.note(f"connections, {clients} clients, {side}: {type(exc).__name__}: {exc}")
+            else:
+                heartbeat = figures[side]["heartbeat_told_s"]
         record(
             plan,
             "connections",
-            {"clients": clients, "heartbeat_s": HEARTBEAT},
+            {"clients": clients, "heartbeat_s": heartbeat},
             figures,
             metrics={
                 "login_all_s": "s",

@@ -109,15 +109,21 @@ class OursWire:
         return p.encode(p.Ping(rid=sim.next_rid(), inbox_seen=0))
 
     def read(self, frames: list[bytes]) -> tuple[str, Any]:
-        """What a DEALER frame is: (ACK, None), (MESSAGE, body), (FAILURE, code)..."""
+        """What a DEALER frame is: (ACK, None), (MESSAGE, body), (FAILURE, code)...
+
+        A Pong is (ACK, the heartbeat interval it tells), a SessionStarted
+        (LOGGED_IN, the same).
+        """
         msg = msgpack.unpackb(frames[-1])
         kind = msg["t"]
-        if kind == "Sent" or kind == "Pong":
+        if kind == "Sent":
             return ACK, None
+        if kind == "Pong":
+            return ACK, msg.get("heartbeat_interval")
         if kind == "Delivery":
             return MESSAGE, msg["message"]["body"]
         if kind == "SessionStarted":
-            return LOGGED_IN, None
+            return LOGGED_IN, msg.get("heartbeat_interval")
         if kind == "Failure":
             return FAILURE, msg["code"]
         return OTHER, kind

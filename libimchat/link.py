@@ -49,7 +49,8 @@ _DRAIN = 500
 # handshakes broken off in a row that mean a wrong key (libzmq retries every 0.1 s)
 HANDSHAKES_BROKEN_OFF = 3
 _HANDSHAKE_EVENTS = (
-    zmq.EVENT_HANDSHAKE_SUCCEEDED
+    zmq.EVENT_DISCONNECTED
+    | zmq.EVENT_HANDSHAKE_SUCCEEDED
     | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
     | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
     | zmq.EVENT_HANDSHAKE_FAILED_AUTH
@@ -246,6 +247,13 @@ class Link:
         while monitor.poll(0):
             report = recv_monitor_message(monitor)
             event = report["event"]
+            if event == zmq.EVENT_DISCONNECTED:
+                # the SUB lost the server too, and would be refused by a restarted one
+                # until we resume: close it rather than let libzmq knock in vain (a
+                # whole CurveZMQ handshake for the server each time); the next
+                # session start connects a new one
+                self._close_subscriber()
+                continue
             if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
                 self.refusal, self._broken_off = None, 0
                 self._handshakes += 1
@@ -353,9 +361,8 @@ class Link:
                         self._sub.setsockopt(zmq.UNSUBSCRIBE, action.topic)
             elif isinstance(action, ConnectSubscriber):
                 self._connect_subscriber(action.port)
-            elif isinstance(action, DisconnectSubscriber) and self._sub is not None:
-                self._sub.close(linger=0)
-                self._sub = None
+            elif isinstance(action, DisconnectSubscriber):
+                self._close_subscriber()
 
     def _transmit(self, request: p.Request) -> None:
         if self._dealer is None:
@@ -366,13 +373,17 @@ class Link:
         except zmq.Again:
             log.debug("send queue full; %s will be resent", type(request).__name__)
 
+    def _close_subscriber(self) -> None:
+        if self._sub is not None:
+            self._sub.close(linger=0)
+            self._sub = None
+
     def _connect_subscriber(self, port: int) -> None:
         # not monitored, unlike the DEALER: a SUB the server's PUB gate refuses
         # (our session ended, or had not started again when libzmq reconnected it)
         # is no reason to fail the caller's requests; the core reconnects it at the
         # next session start, and heartbeats backfill whatever it missed meanwhile
-        if self._sub is not None:
-            self._sub.close(linger=0)
+        self._close_subscriber()
         self._sub = self._socket(zmq.SUB)
         for topic in self._topics:
             self._sub.setsockopt(zmq.SUBSCRIBE, topic)
