@@ -24,6 +24,15 @@ from sqlite_utils.migrations import Migrations
 
 migrations = Migrations("libimchat")
 
+# SQLite copies the write-ahead log into the database inside the commit that
+# takes the log past this many pages (default 1,000, 4 MiB). Each copy costs a
+# commit ~3.5 ms instead of ~0.2 ms, mostly fsyncs, whatever it copies: at
+# 1,000 pages one commit in a hundred of a small-batch load paid it, and every
+# message in flight waited. At 4,000 (a 16 MiB log) such commits are four times
+# rarer, ~6-9 ms each, and the store moves ~10% more messages (in-process:
+# 16.8k -> 18.6k msg/s in batches of 8; commit p99 3.6 -> 0.6 ms).
+CHECKPOINT_PAGES = 4000
+
 
 @migrations()
 def m001_initial(db: Database) -> None:
@@ -153,6 +162,7 @@ class Store:
             self.db = Database(sqlite3.connect(str(path), check_same_thread=False))
             self.db.enable_wal()
         self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute(f"PRAGMA wal_autocheckpoint={CHECKPOINT_PAGES}")
         self.db.execute("PRAGMA foreign_keys=ON")
         self.db.execute("PRAGMA busy_timeout=5000")
         migrations.apply(self.db)
