@@ -163,7 +163,8 @@ class ClientCore:
             del self._internal_sent[rid]
 
     def connection_lost(self) -> list[Action]:
-        """The server went silent: forget internal requests; keep the caller's for resending."""
+        """The connection is lost (silence, or libzmq saw it break): forget internal requests;
+        keep the caller's for resending."""
         self._internal.clear()
         self._internal_sent.clear()
         for stream in self._streams():

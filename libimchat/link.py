@@ -48,7 +48,7 @@ MAX_FRAME = 1 << 20
 _DRAIN = 500
 # handshakes broken off in a row that mean a wrong key (libzmq retries every 0.1 s)
 HANDSHAKES_BROKEN_OFF = 3
-_HANDSHAKE_EVENTS = (
+_WATCHED_EVENTS = (
     zmq.EVENT_DISCONNECTED
     | zmq.EVENT_HANDSHAKE_SUCCEEDED
     | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
@@ -85,6 +85,7 @@ class Link:
         self.refusal: ChatError | None = None  # why the last handshake failed, if it did
         self._broken_off = 0  # handshakes broken off in a row
         self._handshakes = 0  # handshakes that succeeded on the current DEALER
+        self._key_accepted = False  # a handshake with this server succeeded once
         self.core = ClientCore(agent, self._keypair[0].decode() if self._keypair else "")
         self._emit = emit
         self._interval = heartbeat_interval
@@ -181,13 +182,15 @@ class Link:
             ready = dict(self._poller().poll(int(wait * 1000)))
             if self._wake_reader.fileno() in ready:
                 self._drain_wakeups()
+            # the monitor first: replies read after a reconnection must meet a core
+            # that knows the connection is new (else they would ask to resume twice)
+            if self._monitor is not None and self._monitor in ready:
+                self._watch_connection(self._monitor)
             dealer = self._dealer
             if dealer is not None and dealer in ready and self._drain(dealer, self.core.received):
                 self._heard, backoff = time.monotonic(), 1.0
             if self._sub is not None and self._sub in ready:
                 self._drain(self._sub, self.core.published)
-            if self._monitor is not None and self._monitor in ready:
-                self._watch_handshakes(self._monitor)
 
     def _poller(self) -> zmq.Poller:
         """A poller of the wake-up pipe and the current sockets, made anew only when they change."""
@@ -203,7 +206,7 @@ class Link:
 
     def _open_dealer(self) -> None:
         self._dealer = self._socket(zmq.DEALER)
-        self._monitor = self._dealer.get_monitor_socket(_HANDSHAKE_EVENTS)
+        self._monitor = self._dealer.get_monitor_socket(_WATCHED_EVENTS)
         self._dealer.connect(self.address.endpoint())
         self._heard = self._sent = time.monotonic()
         self._do(self.core.connection_made())
@@ -228,11 +231,12 @@ class Link:
             sock.setsockopt(zmq.CURVE_SECRETKEY, self._keypair[1])
         return sock
 
-    def _watch_handshakes(self, monitor: zmq.Socket[bytes]) -> None:
-        """Follow the DEALER's handshakes: reconnections, and refusals.
+    def _watch_connection(self, monitor: zmq.Socket[bytes]) -> None:
+        """Follow the DEALER's connection as libzmq makes and loses it; see refusals.
 
         libzmq re-makes a broken connection by itself, and the server's ROUTER
-        knows the new one under a new routing id, so the session is gone: a
+        knows the new one under a new routing id, so the session is gone. A
+        lost connection is told to the core (and the application) at once; a
         handshake after the first one starts the connection afresh (Hello,
         Resume) at once, rather than when a heartbeat finds out. That is how a
         client comes back quickly after a server restart even when the server
@@ -241,8 +245,10 @@ class Link:
         A mismatch of mechanisms or a refusal by the server's gatekeeper is
         final. A handshake that just breaks off is what a wrong server key
         looks like, but also a server killed or a network reset mid-handshake:
-        only :data:`HANDSHAKES_BROKEN_OFF` in a row, with none succeeding, count
-        as a refusal.
+        only :data:`HANDSHAKES_BROKEN_OFF` in a row, before any handshake with
+        this server succeeded, count as a refusal; after one did, the key is
+        known good and breaks are network trouble (a server gone behind a
+        proxy, say), however long they last.
         """
         while monitor.poll(0):
             report = recv_monitor_message(monitor)
@@ -253,12 +259,15 @@ class Link:
                 # whole CurveZMQ handshake for the server each time); the next
                 # session start connects a new one
                 self._close_subscriber()
+                if self._handshakes:
+                    self._do(self.core.connection_lost())
                 continue
             if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
-                self.refusal, self._broken_off = None, 0
+                self.refusal, self._broken_off, self._key_accepted = None, 0, True
                 self._handshakes += 1
                 if self._handshakes > 1:
-                    self._do(self.core.connection_lost())
+                    self._heard = time.monotonic()  # silence while away is no reason to give up
+                    self._do(self.core.connection_lost())  # nothing new if told already
                     self._do(self.core.connection_made())
                 continue
             final = event == zmq.EVENT_HANDSHAKE_FAILED_AUTH or (
@@ -266,7 +275,7 @@ class Link:
                 and report["value"] == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH
             )
             self._broken_off += 1
-            if not final and self._broken_off < HANDSHAKES_BROKEN_OFF:
+            if not final and (self._key_accepted or self._broken_off < HANDSHAKES_BROKEN_OFF):
                 continue
             self.refusal = ChatError("handshake_failed", self._explain(event))
             for future in self._futures.values():

@@ -13,6 +13,7 @@ effect::
         proxy.freeze(server.pub_port)   # stop moving bytes on one route, like a stalled reader
         proxy.thaw()
         proxy.captured()  # every byte that went through, both ways
+        proxy.refusals()  # connections taken and reset because the target refused
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class Proxy:
         # each live connection: its two ends (client side, server side) and its route
         self._connections: dict[tuple[asyncio.StreamWriter, asyncio.StreamWriter], _Route] = {}
         self._captured = bytearray()
+        self.refused = 0  # connections reset because the target refused them (loop's side)
         self._thread = threading.Thread(target=self._loop.run_forever, name="proxy", daemon=True)
 
     @classmethod
@@ -133,6 +135,10 @@ class Proxy:
         """Every byte that went through so far, both ways, in the order it was forwarded."""
         return self._call(self._snapshot())
 
+    def refusals(self) -> int:
+        """How many connections the proxy took and reset because their target refused them."""
+        return self._call(self._refusals())
+
     def connections(self, port: int | None = None) -> int:
         """How many connections of the route listening on ``port`` (of all routes) are live."""
         return self._call(self._count(port))
@@ -188,6 +194,9 @@ class Proxy:
     async def _snapshot(self) -> bytes:
         return bytes(self._captured)
 
+    async def _refusals(self) -> int:
+        return self.refused
+
     async def _count(self, port: int | None) -> int:
         routes = self._chosen(port)
         return sum(route in routes for route in self._connections.values())
@@ -199,6 +208,7 @@ class Proxy:
             server, to_server = await asyncio.open_connection(*route.target)
         except OSError:
             _reset(to_client)  # the target refused: so does the proxy
+            self.refused += 1
             return
         pair = (to_client, to_server)
         self._connections[pair] = route

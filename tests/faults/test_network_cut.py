@@ -21,7 +21,7 @@ import pytest
 from libimchat import ChatError, Client, Message, Server
 from libimchat.server import DATABASE
 from tests.faults.proxy import Proxy
-from tests.faults.servers import wait_until
+from tests.faults.servers import free_port_pair, wait_until
 from tests.faults.traffic import (
     Traffic,
     check_delivery,
@@ -29,7 +29,7 @@ from tests.faults.traffic import (
     print_figures,
     wait_delivered,
 )
-from tests.helpers import HEARTBEAT, LIVENESS, logged_in, signup
+from tests.helpers import HEARTBEAT, LIVENESS, logged_in, signup, start_server
 
 USERS = 4
 PER_USER = 400
@@ -82,8 +82,8 @@ def test_a_backfill_lost_in_a_short_cut_is_asked_for_again(server: Server, proxy
     """A cut the client does not notice must not cost it a room for good.
 
     libzmq reconnects a reset connection within 0.1 s, so a client whose liveness
-    window (interval x liveness; 3 s by default) outlasts an outage never sees a
-    disconnection: it just finds its session gone and resumes. A backfill request
+    window (interval x liveness; 3 s by default) outlasts an outage never declares
+    the server gone: its monitor sees the new connection and it resumes. A backfill request
     lost in that outage must still be answered or asked for again; otherwise the
     room stays stuck behind the gap it was meant to fill.
     """
@@ -165,3 +165,27 @@ def _room_messages(client: Client, count: int, timeout: float) -> list[Message]:
         if event is not None and event.kind == "room_message" and event.message is not None:
             received.append(event.message)
     return received
+
+
+def test_handshakes_broken_off_after_a_good_one_are_network_trouble_not_a_wrong_key(
+    tmp_path,  # type: ignore[no-untyped-def]
+) -> None:
+    """A server gone behind a proxy: the proxy takes each reconnection and resets it.
+
+    Those are handshakes broken off, as with a wrong key; but this client's key
+    was accepted before, so they must not fail its calls: it comes back with
+    the server.
+    """
+    port = free_port_pair()
+    server = start_server(tmp_path, port, pub_port=port + 1)
+    with Proxy.in_front_of(server) as proxy, Client(proxy.url(server.url), timeout=10.0) as ali:
+        signup(ali, "ali")
+        ali.login("ali", "pw")
+        server.stop()
+        # libzmq knocks again every 0.1 s: broken-off handshakes, many in a row
+        wait_until(lambda: proxy.refusals() >= 5, 5.0, "five reconnections reset")
+        server = start_server(tmp_path, port, pub_port=port + 1)
+        try:
+            assert [u.username for u in ali.users()] == ["ali"]
+        finally:
+            server.stop()
