@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     serve.add_argument(
         "--heartbeats-per-second",
-        type=float,
+        type=_positive,
         default=HEARTBEATS_PER_SECOND,
         help="heartbeats the server answers a second; with more clients, each is asked"
         " for fewer (default: %(default)g)",
@@ -140,6 +140,13 @@ def _front_end(argv: list[str]) -> int:
         )
         return 2
     return int(module.main(argv))
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
+    return value
 
 
 if __name__ == "__main__":

@@ -98,7 +98,25 @@ class _Session:
     token_hash: str
     last_seen: float
     subscriber_key: str  # "" when the client has none (insecure)
-    heartbeat_interval: float = 0.0  # the last one the client was told (Welcome aside)
+    # the heartbeat interval last told to the client (Welcome aside), and the one before:
+    # the session expires by the longer, so that a lost Pong never expires a client
+    # that heartbeats as it was told before (both set by Directory._start_session)
+    heartbeat_interval: float = 0.0
+    told_before: float = 0.0
+
+    def tell_interval(self, interval: float) -> None:
+        self.told_before, self.heartbeat_interval = self.heartbeat_interval, interval
+
+    @property
+    def expiry_interval(self) -> float:
+        return max(self.heartbeat_interval, self.told_before)
+
+
+def heartbeat_interval_for(sessions: int, shortest: float, per_second: float) -> float:
+    """The interval to ask of ``sessions`` clients so that their heartbeats stay within
+    ``per_second``: ``shortest``, or whole seconds when that is too often."""
+    needed = sessions / per_second
+    return shortest if needed <= shortest else float(math.ceil(needed))
 
 
 def _token_hash(token: str) -> str:
@@ -138,6 +156,8 @@ class Directory:
         self._sends = RateLimit(limits.message_burst, limits.messages_per_second, "messages")
         self.session_ttl = session_ttl
         self.passwords = passwords
+        if not heartbeats_per_second > 0:
+            raise ValueError(f"heartbeats_per_second must be positive, not {heartbeats_per_second}")
         self.welcome = welcome
         self.heartbeats_per_second = heartbeats_per_second
         self.events_seq = 0
@@ -319,16 +339,21 @@ class Directory:
         from, since clients see their connection come back (see Link)
         without waiting for a heartbeat.
         """
-        shortest = self.welcome.heartbeat_interval
-        needed = len(self.sessions) / self.heartbeats_per_second
-        return shortest if needed <= shortest else float(math.ceil(needed))
+        return heartbeat_interval_for(
+            len(self.sessions), self.welcome.heartbeat_interval, self.heartbeats_per_second
+        )
 
     def expire(self, now: float) -> Outcome:
-        """End the sessions silent for longer than ``heartbeat_liveness`` of their intervals."""
+        """End the sessions silent for longer than ``heartbeat_liveness`` of their intervals.
+
+        A session's interval is the longer of the last two it was told (see
+        _Session): a Pong lost or rolled back cannot make it shorter than the
+        one the client heartbeats by.
+        """
         outcome = Outcome()
         missed = self.welcome.heartbeat_liveness
         silent = [
-            s for s in self.sessions.values() if now - s.last_seen > s.heartbeat_interval * missed
+            s for s in self.sessions.values() if now - s.last_seen > s.expiry_interval * missed
         ]
         if silent:
             with self.store.batch():
@@ -543,7 +568,7 @@ class Directory:
             self._end_session(previous, out)
         self.sessions[peer] = session
         self._journal.append(peer)  # _recover rebuilds online and subscribers from sessions
-        session.heartbeat_interval = self.heartbeat_interval()
+        session.heartbeat_interval = session.told_before = self.heartbeat_interval()
         peers = self.online.setdefault(account.id, set())
         peers.add(peer)
         if session.subscriber_key:
@@ -612,7 +637,7 @@ class Directory:
         session = self._session(peer)
         account = self.accounts[session.user_id]
         self._acknowledge(account, req.inbox_seen)
-        session.heartbeat_interval = self.heartbeat_interval()
+        session.tell_interval(self.heartbeat_interval())
         out.replies.append(
             (
                 peer,

@@ -94,6 +94,8 @@ class Server:
         self.host = host
         self.heartbeat_interval = heartbeat_interval
         self.heartbeat_liveness = heartbeat_liveness
+        if not heartbeats_per_second > 0:
+            raise ValueError(f"heartbeats_per_second must be positive, not {heartbeats_per_second}")
         self.heartbeats_per_second = heartbeats_per_second
         self._requested = (port, pub_port if pub_port is not None else (port + 1 if port else 0))
         self._passwords = Passwords(password_profile)

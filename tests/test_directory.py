@@ -266,3 +266,10 @@ def test_the_heartbeat_interval_grows_with_the_sessions_and_each_session_expires
     assert pong.heartbeat_interval == 1.0  # two sessions: back to the server's own
     d.expire(106.5)  # cat, silent 6.5 s, was told 2 s
     assert set(d.sessions) == {b"a"}
+    # had that Pong been lost, ali would heartbeat every 2 s: until told 1 s twice, its
+    # session waits three of the longer intervals
+    d.expire(108.5)
+    assert set(d.sessions) == {b"a"}
+    ask(d, b"a", p.Ping(rid=6, inbox_seen=0), now=109.0)
+    d.expire(112.5)  # told 1 s twice, silent 3.5 s
+    assert d.sessions == {}
