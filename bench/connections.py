@@ -25,7 +25,7 @@ from typing import Any
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from libimchat.directory import HEARTBEATS_PER_SECOND
+from libimchat.directory import HEARTBEATS_PER_SECOND, heartbeat_interval_for
 from libimchat.protocol import room_topic
 
 from .measure import CpuWindow, rss_bytes, wait_until
@@ -36,7 +36,7 @@ from .report import record
 from .servers import launch
 from .wire import ACK, FAILURE, LOGGED_IN, WIRES, subscribe
 
-HEARTBEAT = 1.0  # the server's default, and a client's until the server says otherwise
+HEARTBEAT = 1.0  # the server's default: its interval below HEARTBEATS_PER_SECOND sessions
 # Real clients also subscribe to presence (GLOBAL_TOPIC), and then N logins publish N
 # presence events to up to N subscribers: 40 million deliveries for 9,000 clients, which no
 # load process here can read (tried: 2,328 of 9,000 logged in after 120 s). So the SUBs hold
@@ -67,7 +67,8 @@ class Crowd:
             )
             self.watched[monitor] = sim
             self.ready.add(monitor)
-        self.interval = {sim: spec["heartbeat"] for sim in self.sims}  # as told by the server
+        self.interval = {sim: spec["heartbeat"] for sim in self.sims}  # until told otherwise
+        self.told: set[float] = set()  # the intervals the server told
         # when each logged-in sim heartbeats next; ``due`` is a heap of (when, index, sim)
         # that may hold stale entries, skipped when they come up
         self.next_ping: dict[Any, float] = {}
@@ -118,7 +119,9 @@ class Crowd:
                 if sock in self.watched:
                     self._watch(sock)
                     continue
-                sim = self.owner[sock]
+                sim = self.owner.get(sock)
+                if sim is None:
+                    continue  # a SUB closed while handling an earlier socket of the list
                 if sock is sim.sub:
                     while True:  # to the end: ReadySockets signals a socket once
                         try:
@@ -178,9 +181,11 @@ class Crowd:
         heapq.heappush(self.due, (when, sim.index, sim))
 
     def _answer(self, sim: Any, reply: tuple[str, Any]) -> None:
-        kind, told = reply
+        kind, detail = reply
         now = time.monotonic()
-        if kind in (LOGGED_IN, ACK) and told:
+        if kind in (LOGGED_IN, ACK) and detail:  # a heartbeat interval, told by our server
+            told = detail
+            self.told.add(told)
             self.interval[sim] = told
             # as a client heartbeats after ``interval`` of silence, whatever the interval
             # was when it last sent: a shorter one takes effect at once
@@ -203,7 +208,7 @@ class Crowd:
         elif kind == ACK:
             self.pongs += 1
         elif kind == FAILURE:
-            self.failures[told] += 1
+            self.failures[detail] += 1
         if kind == FAILURE and sim.logged_in:  # the server forgot us: resume
             self.relogins += 1
             self.log_in(sim)
@@ -237,7 +242,7 @@ def load(conn: Any, spec: dict[str, Any]) -> None:
                             "published": crowd.published,
                             "pongs": crowd.pongs,
                             "relogins": crowd.relogins,
-                            "heartbeat": max(crowd.interval.values()),
+                            "told": sorted(crowd.told),
                             "failures": dict(crowd.failures),
                         },
                     )
@@ -247,8 +252,8 @@ def load(conn: Any, spec: dict[str, Any]) -> None:
 
 
 def _expected_interval(clients: int) -> float:
-    """The heartbeat interval our server tells this many clients (Directory.heartbeat_interval)."""
-    return max(HEARTBEAT, float(math.ceil(clients / HEARTBEATS_PER_SECOND)))
+    """The heartbeat interval our server tells this many clients (with its defaults)."""
+    return heartbeat_interval_for(clients, HEARTBEAT, HEARTBEATS_PER_SECOND)
 
 
 def _side(plan: Plan, side: str, clients: int, heartbeat: float) -> dict[str, Any]:
@@ -318,7 +323,8 @@ def _side(plan: Plan, side: str, clients: int, heartbeat: float) -> dict[str, An
         "clients_back": len(back),
         "publications_read": sum(s["published"] for s in stormed),
         "heartbeats_answered_idle": sum(i[1]["pongs"] for i in idled),
-        "heartbeat_told_s": max(i[1]["heartbeat"] for i in idled),
+        # the relay tells nothing: its clients keep the interval they were given
+        "heartbeat_told_s": max((t for i in idled for t in i[1]["told"]), default=heartbeat),
     }
     print(
         f"    {side:6}: logged in {figures['login_all_s']} s, "

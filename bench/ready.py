@@ -42,6 +42,7 @@ class ReadySockets:
         fd = self._fd_of.pop(sock)
         del self._by_fd[fd]
         self._epoll.unregister(fd)
+        self._unsignalled = [waiting for waiting in self._unsignalled if waiting is not sock]
 
     def sent(self, sock: zmq.Socket[Any]) -> None:
         """A call on ``sock`` may have taken the signal of a message that arrived: look now."""
@@ -49,13 +50,18 @@ class ReadySockets:
             self._unsignalled.append(sock)
 
     def wait(self, timeout: float) -> list[zmq.Socket[Any]]:
-        """The sockets holding messages, waiting up to ``timeout`` seconds for one."""
-        ready, self._unsignalled = self._unsignalled, []
+        """The sockets holding messages (each once), waiting up to ``timeout`` s for one.
+
+        Handling one may close another that comes later in the list: callers
+        skip the sockets they no longer hold.
+        """
+        ready = dict.fromkeys(self._unsignalled)
+        self._unsignalled = []
         for fd, _ in self._epoll.poll(0 if ready else timeout):
             sock = self._by_fd.get(fd)
             if sock is not None and sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
-                ready.append(sock)
-        return ready
+                ready[sock] = None
+        return list(ready)
 
     def close(self) -> None:
         self._epoll.close()
