@@ -447,12 +447,31 @@ def _to_wire(record: Any) -> dict[str, Any]:
     for name in names:
         value = getattr(record, name)
         if hasattr(value, "__dataclass_fields__"):
-            value = _to_wire(value)
+            value = _nested_to_wire(value)
         elif type(value) is tuple:
             value = [_to_wire(v) if hasattr(v, "__dataclass_fields__") else v for v in value]
         out[name] = value
     return out
 
+
+def _nested_to_wire(record: Any) -> dict[str, Any]:
+    """A record inside a message, converted once for consecutive messages that carry it.
+
+    A direct message goes out twice in a row, in the sender's ``Sent`` and the
+    recipient's ``Delivery``: the second reuses the first's map (msgpack only
+    reads it). The last record and its map are swapped in as one tuple, so a
+    thread never pairs a record with another's map; records are frozen.
+    """
+    global _last_nested
+    last = _last_nested
+    if last[0] is record:
+        return last[1]
+    wire = _to_wire(record)
+    _last_nested = (record, wire)
+    return wire
+
+
+_last_nested: tuple[Any, dict[str, Any]] = (None, {})
 
 # per record type: its "t" (None for nested records such as User) and field names
 _SHAPES: dict[type, tuple[str | None, tuple[str, ...]]] = {}

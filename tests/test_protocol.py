@@ -104,6 +104,22 @@ def test_every_message_type_round_trips(cls: type, data: st.DataObject) -> None:
 
 
 @BOUNDED
+@given(st.lists(strategy_for(p.Delivery), min_size=1, max_size=4), st.data())
+def test_messages_sharing_a_record_encode_it_alike_and_never_a_stale_one(
+    deliveries: list[p.Delivery], data: st.DataObject
+) -> None:
+    # a Sent and a Delivery of the same message, in a row, share its converted map
+    for delivery in deliveries:
+        rid = data.draw(st.integers(min_value=0, max_value=2**31))
+        sent = p.Sent(rid=rid, message=delivery.message)
+        assert p.decode(p.encode(sent)) == sent
+        assert p.decode(p.encode(delivery)) == delivery
+        # an equal message that is another object is converted anew, and alike
+        copy = dataclasses.replace(delivery.message)
+        assert p.decode(p.encode(p.Delivery(message=copy))) == delivery
+
+
+@BOUNDED
 @given(any_message)
 def test_a_decoded_message_has_the_types_its_hints_promise(msg: Any) -> None:
     decoded = p.decode(p.encode(msg))
