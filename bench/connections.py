@@ -144,9 +144,8 @@ class Crowd:
         return last_in
 
     def _watch(self, monitor: Any) -> None:
-        """As libimchat's client does: a lost connection closes the SUB (a restarted server
-        would refuse it until we resume); a handshake after it means libzmq reconnected
-        us: say hello (resume) at once."""
+        """As libimchat's client does: a handshake after a lost connection means libzmq
+        reconnected us: say hello (resume) at once."""
         sim = self.watched[monitor]
         while True:
             try:
@@ -155,7 +154,6 @@ class Crowd:
                 return
             if event == zmq.EVENT_DISCONNECTED:
                 self.dropped.add(sim)
-                self._unsubscribe(sim)
             elif sim in self.dropped:
                 self.dropped.discard(sim)
                 self.log_in(sim)

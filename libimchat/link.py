@@ -254,11 +254,9 @@ class Link:
             report = recv_monitor_message(monitor)
             event = report["event"]
             if event == zmq.EVENT_DISCONNECTED:
-                # the SUB lost the server too, and would be refused by a restarted one
-                # until we resume: close it rather than let libzmq knock in vain (a
-                # whole CurveZMQ handshake for the server each time); the next
-                # session start connects a new one
-                self._close_subscriber()
+                # the SUB is left to libzmq until the next session start replaces it:
+                # closing it here made a 500-client restart slower (1.5-1.9 s, not
+                # 0.8-1.0), though a restarted server refuses it until we resume
                 if self._handshakes:
                     self._do(self.core.connection_lost())
                 continue
