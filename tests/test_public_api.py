@@ -86,6 +86,19 @@ def test_imchat_serve_prints_its_url_and_serves(tmp_path: Path) -> None:
         assert process.wait(10) == 0
 
 
+def test_a_heartbeat_budget_must_be_positive(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="heartbeats_per_second must be positive"):
+        Server(tmp_path, heartbeats_per_second=0)
+    refused = subprocess.run(
+        [sys.executable, "-m", "libimchat", "serve", "--heartbeats-per-second", "0"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert refused.returncode == 2
+    assert "--heartbeats-per-second: must be more than 0" in refused.stderr
+
+
 def test_close_wakes_a_thread_waiting_for_events(connect) -> None:
     client = connect()
     waiter = threading.Thread(target=lambda: results.append(client.next_event()))
