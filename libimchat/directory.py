@@ -67,6 +67,15 @@ class Outcome:
     publications: list[p.Publication] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class PasswordWork:
+    """Argon2 work a Login (verify against ``stored_hash``) or a Signup (hash) will need."""
+
+    password: str
+    stored_hash: str | None
+    signup: bool = False
+
+
 @dataclass
 class _Account:
     id: int
@@ -367,6 +376,34 @@ class Directory:
             limit.forget_full(now)
         return outcome
 
+    def password_work(self, peer: bytes, frames: list[bytes], now: float) -> PasswordWork | None:
+        """The Argon2 work a request will need, for the runner to do ahead on other threads.
+
+        ``None`` unless it is a Login or Signup that would get that far: a
+        request refused before (a rate-limited login, a taken username, bad
+        fields) is answered at once, without work, when it is handled.
+        """
+        try:
+            request = p.decode(frames)
+            if isinstance(request, p.Login):
+                v.require(username=request.username, password=request.password)
+                user_id = self.account_by_key.get(v.name_key(request.username))
+                account = self.accounts.get(user_id) if user_id is not None else None
+                if not self._failed_logins_by_peer.allows(peer, now) or (
+                    account is not None
+                    and not self._failed_logins_by_account.allows(account.id, now)
+                ):
+                    return None
+                stored = account.password_hash if account is not None else None
+                return PasswordWork(password=request.password, stored_hash=stored)
+            if isinstance(request, p.Signup) and not self._answered(request.key, 0):
+                return PasswordWork(
+                    password=self._check_signup(request)[-1], stored_hash=None, signup=True
+                )
+        except (ChatError, ProtocolError):
+            return None
+        return None
+
     def forget_old_tokens(self, now: float) -> int:
         """Delete resume tokens unused for longer than the session TTL; returns how many.
 
@@ -471,23 +508,8 @@ class Directory:
         if answer := self._answered(req.key, req.rid):
             out.replies.append((peer, answer))
             return
-        v.require(
-            first_name=req.first_name,
-            last_name=req.last_name,
-            phone=req.phone,
-            username=req.username,
-            password=req.password,
-        )
-        username = v.check_username(req.username)
-        key = v.name_key(username)
-        if key in self.account_by_key:
-            raise ChatError("username_taken", f"the username {username!r} is taken")
-        shape = skeleton(username)
-        self._refuse_look_alike(username, shape)
-        first_name = v.check_person_name("first name", req.first_name)
-        last_name = v.check_person_name("last name", req.last_name)
-        phone = v.check_phone(req.phone)
-        password_hash = self.passwords.hash(v.check_password(req.password))
+        username, key, shape, first_name, last_name, phone, password = self._check_signup(req)
+        password_hash = self.passwords.hash(password)
         user_id = self.store.add_user(
             username=username,
             username_key=key,
@@ -511,6 +533,30 @@ class Directory:
         self.account_by_skeleton[shape] = user_id
         out.replies.append((peer, p.Done(rid=req.rid)))
         self._remember(req.key, p.Done(rid=req.rid))
+
+    def _check_signup(self, req: p.Signup) -> tuple[str, str, str, str, str, str, str]:
+        """A signup's fields, checked: username, its key and skeleton, names, phone, password.
+
+        Raises:
+            ChatError: a field is missing or invalid, or the username is taken.
+        """
+        v.require(
+            first_name=req.first_name,
+            last_name=req.last_name,
+            phone=req.phone,
+            username=req.username,
+            password=req.password,
+        )
+        username = v.check_username(req.username)
+        key = v.name_key(username)
+        if key in self.account_by_key:
+            raise ChatError("username_taken", f"the username {username!r} is taken")
+        shape = skeleton(username)
+        self._refuse_look_alike(username, shape)
+        first_name = v.check_person_name("first name", req.first_name)
+        last_name = v.check_person_name("last name", req.last_name)
+        phone = v.check_phone(req.phone)
+        return username, key, shape, first_name, last_name, phone, v.check_password(req.password)
 
     def _login(self, peer: bytes, req: p.Login, now: float, out: Outcome) -> None:
         v.require(username=req.username, password=req.password)

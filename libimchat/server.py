@@ -3,6 +3,8 @@
 Each turn of the loop drains up to a batch of requests from the ROUTER socket,
 hands them to :class:`~libimchat.directory.Directory` (which commits them in
 one transaction), then sends the replies and publishes the events it returns.
+Logins and signups first wait for their Argon2 work, done on other threads
+(password_pool.py), together with whatever their peer sent after them.
 Sends never block: a peer that has gone or stopped reading loses that message
 (ROUTER_MANDATORY makes that an error we count instead of a silent drop) and
 catches up from the store, as every client does, by sequence number.
@@ -31,6 +33,7 @@ from .address import server_url
 from .directory import HEARTBEATS_PER_SECOND, SESSION_TTL, Directory, Outcome
 from .keys import default_data_dir, server_keypair
 from .limits import Limits
+from .password_pool import PasswordPool
 from .passwords import Passwords
 from .store import Store
 
@@ -254,36 +257,35 @@ class Server:
         poller = zmq.Poller()
         poller.register(router, zmq.POLLIN)
         poller.register(gatekeeper.socket, zmq.POLLIN)
+        passwords = PasswordPool(self._passwords)
+        poller.register(passwords.fileno(), zmq.POLLIN)
         next_expiry = time.monotonic() + self.heartbeat_interval
         next_cleanup = 0.0
-        while not self._stopping.is_set():
-            ready = dict(poller.poll(100))
-            if gatekeeper.socket in ready:
-                gatekeeper.answer()
-            if router in ready:
+        try:
+            while not self._stopping.is_set():
+                ready = dict(poller.poll(100))
+                if gatekeeper.socket in ready:
+                    gatekeeper.answer()
+                now = time.time()
                 batch = []
-                for _ in range(BATCH):
-                    try:
-                        frames = router.recv_multipart(zmq.NOBLOCK)
-                    except zmq.Again:
-                        break
-                    if len(frames) < 2:
-                        continue
-                    if not _assigned_by_libzmq(frames[0]):
-                        _turn_away(router, frames[0])
-                        continue
-                    batch.append((frames[0], frames[1:]))
+                if passwords.fileno() in ready:  # Argon2 done: first the requests that waited
+                    batch += passwords.release(directory.password_work, now)
+                if router in ready:
+                    batch += passwords.admit(_receive(router), directory.password_work, now)
                 if batch:
-                    self._send(directory.handle_batch(batch, time.time()), router, publisher)
-            if time.monotonic() >= next_expiry:
-                self._send(directory.expire(time.time()), router, publisher)
-                next_expiry = time.monotonic() + self.heartbeat_interval
-            if time.monotonic() >= next_cleanup:
-                next_cleanup = time.monotonic() + TOKEN_CLEANUP_INTERVAL
-                try:
-                    directory.forget_old_tokens(time.time())
-                except Exception:  # housekeeping must never stop the service
-                    log.exception("deleting expired resume tokens failed")
+                    self._send(directory.handle_batch(batch, now), router, publisher)
+                    self._passwords.forget_kept()
+                if time.monotonic() >= next_expiry:
+                    self._send(directory.expire(time.time()), router, publisher)
+                    next_expiry = time.monotonic() + self.heartbeat_interval
+                if time.monotonic() >= next_cleanup:
+                    next_cleanup = time.monotonic() + TOKEN_CLEANUP_INTERVAL
+                    try:
+                        directory.forget_old_tokens(time.time())
+                    except Exception:  # housekeeping must never stop the service
+                        log.exception("deleting expired resume tokens failed")
+        finally:
+            passwords.close()
 
     def _send(
         self, outcome: Outcome, router: zmq.Socket[bytes], publisher: zmq.Socket[bytes]
@@ -298,6 +300,23 @@ class Server:
                 publisher.send_multipart(p.publication(publication), zmq.NOBLOCK)
             except zmq.Again:
                 log.debug("dropped a publication")
+
+
+def _receive(router: zmq.Socket[bytes]) -> list[tuple[bytes, list[bytes]]]:
+    """Up to :data:`BATCH` requests waiting on the ROUTER socket, as ``(peer, frames)``."""
+    batch = []
+    for _ in range(BATCH):
+        try:
+            frames = router.recv_multipart(zmq.NOBLOCK)
+        except zmq.Again:
+            break
+        if len(frames) < 2:
+            continue
+        if not _assigned_by_libzmq(frames[0]):
+            _turn_away(router, frames[0])
+            continue
+        batch.append((frames[0], frames[1:]))
+    return batch
 
 
 def _assigned_by_libzmq(peer: bytes) -> bool:
