@@ -402,6 +402,9 @@ class Directory:
                 )
         except (ChatError, ProtocolError):
             return None
+        except Exception:  # like _handle: no peer may break the loop; handling will tell
+            log.exception("looking at a request for password work failed")
+            return None
         return None
 
     def forget_old_tokens(self, now: float) -> int:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import queue
 import socket
 from collections.abc import Callable, Iterable
@@ -30,7 +31,14 @@ from .passwords import Passwords
 
 log = logging.getLogger(__name__)
 
-WORKERS = 2  # this machine's cores; argon2 at the owasp profile uses one thread per hash
+# argon2 at the owasp profile hashes on one thread (and keeps its 19 MiB per thread)
+WORKERS = max(1, min(os.cpu_count() or 1, 4))
+# at most this much work under way (~0.3 s of it at owasp on 2 cores): beyond, a login is
+# worked out by the loop itself, as before the pool, and the loop reads no more meanwhile
+MAX_JOBS = 64
+# requests a peer may send behind its login before the login is answered; later ones are
+# not held (they are answered at once, likely ``not_logged_in``): memory stays bounded
+HELD_PER_PEER = 256
 Request = tuple[bytes, list[bytes]]  # (peer, frames), as received from the ROUTER socket
 WorkFor = Callable[[bytes, list[bytes], float], PasswordWork | None]
 
@@ -51,6 +59,7 @@ class PasswordPool:
         self._workers = ThreadPoolExecutor(workers, thread_name_prefix="libimchat-password")
         self._done: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._held: dict[bytes, list[list[bytes]]] = {}  # peers with work under way
+        self._jobs = 0  # submitted and not yet released
         self._wake_reader, self._wake_writer = socket.socketpair()
         self._wake_reader.setblocking(False)
         self._wake_writer.setblocking(False)
@@ -70,14 +79,16 @@ class PasswordPool:
         passing: list[Request] = []
         for peer, frames in batch:
             held = self._held.get(peer)
-            if held is not None:
+            if held is not None and len(held) < HELD_PER_PEER:
                 held.append(frames)
                 continue
-            work = work_for(peer, frames, now) if _may_need_work(frames) else None
+            busy = held is not None or self._jobs >= MAX_JOBS
+            work = work_for(peer, frames, now) if not busy and _may_need_work(frames) else None
             if work is None:
                 passing.append((peer, frames))
                 continue
             self._held[peer] = []
+            self._jobs += 1
             self._workers.submit(self._do, _Job(peer, frames, work))
         return passing
 
@@ -92,6 +103,7 @@ class PasswordPool:
                 job = self._done.get_nowait()
             except queue.Empty:
                 return ready
+            self._jobs -= 1
             if isinstance(job.answer, str):
                 self._passwords.keep_hash(job.work.password, job.answer)
             elif job.answer is not None:
@@ -101,6 +113,7 @@ class PasswordPool:
             ready += self.admit(later, work_for, now)  # one of them may need work in turn
 
     def close(self) -> None:
+        """Stop; requests still waiting here are never answered (clients resend them)."""
         self._workers.shutdown(wait=True, cancel_futures=True)
         self._wake_reader.close()
         self._wake_writer.close()

@@ -8,7 +8,11 @@ parameters is upgraded at the next successful login.
 
 from __future__ import annotations
 
+from typing import Any, TypeVar
+
 import argon2
+
+T = TypeVar("T")
 
 # (time cost, memory cost in KiB, parallelism)
 PROFILES: dict[str, tuple[int, int, int]] = {
@@ -32,12 +36,12 @@ class Passwords:
         self._decoy = self._hasher.hash("decoy password")
         # answers worked out ahead on other threads (see password_pool.py), each
         # taken by the one call it answers
-        self._verified: dict[tuple[str | None, str], tuple[bool, str | None]] = {}
-        self._hashed: dict[str, str] = {}
+        self._verified: dict[tuple[str | None, str], list[tuple[bool, str | None]]] = {}
+        self._hashed: dict[str, list[str]] = {}
 
     def hash(self, password: str) -> str:
         """A new hash of ``password`` (one worked out ahead, if there is one)."""
-        ready = self._hashed.pop(password, None)
+        ready = _take(self._hashed, password)
         return ready if ready is not None else self.work_out_hash(password)
 
     def verify(self, password_hash: str | None, password: str) -> tuple[bool, str | None]:
@@ -46,7 +50,7 @@ class Passwords:
         Returns:
             (matches, upgraded hash or None when the stored one is current).
         """
-        ready = self._verified.pop((password_hash, password), None)
+        ready = _take(self._verified, (password_hash, password))
         return ready if ready is not None else self.work_out_verify(password_hash, password)
 
     # --- the work itself, safe on any thread, and answers kept for one later call
@@ -68,15 +72,27 @@ class Passwords:
 
     def keep_hash(self, password: str, password_hash: str) -> None:
         """Let the next :meth:`hash` of ``password`` answer ``password_hash``."""
-        self._hashed[password] = password_hash
+        self._hashed.setdefault(password, []).append(password_hash)
 
     def keep_verdict(
         self, password_hash: str | None, password: str, verdict: tuple[bool, str | None]
     ) -> None:
         """Let the next :meth:`verify` of this hash and password answer ``verdict``."""
-        self._verified[(password_hash, password)] = verdict
+        self._verified.setdefault((password_hash, password), []).append(verdict)
 
     def forget_kept(self) -> None:
-        """Drop the answers no call took (their request was refused before asking)."""
+        """Drop the answers no call took: their request was refused before asking, or the
+        stored hash changed meanwhile (then the call worked its answer out itself)."""
         self._verified.clear()
         self._hashed.clear()
+
+
+def _take(kept: dict[Any, list[T]], key: Any) -> T | None:
+    """One of the answers kept under ``key``, removed; ``None`` if there is none."""
+    answers = kept.get(key)
+    if not answers:
+        return None
+    answer = answers.pop()
+    if not answers:
+        del kept[key]
+    return answer

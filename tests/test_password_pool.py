@@ -8,8 +8,11 @@ from pathlib import Path
 import pytest
 import zmq
 
-from libimchat import Client, Server
+from libimchat import Client, Server, password_pool
 from libimchat import protocol as p
+from libimchat.directory import PasswordWork
+from libimchat.password_pool import PasswordPool
+from libimchat.passwords import Passwords
 from tests.helpers import raw_dealer, start_server
 
 LOGINS = 16
@@ -81,3 +84,58 @@ def test_requests_sent_behind_a_login_are_answered_after_it_in_order(server: Ser
         assert isinstance(answers[2], p.Failure) and answers[2].code == "bad_credentials"
     finally:
         ctx.destroy(linger=0)
+
+
+def _login(name: str) -> list[bytes]:
+    return p.encode(p.Login(rid=1, username=name, password="pw"))
+
+
+def _work(peer: bytes, frames: list[bytes], now: float) -> PasswordWork | None:
+    request = p.decode(frames)
+    return PasswordWork(password="pw", stored_hash=None) if isinstance(request, p.Login) else None
+
+
+def test_the_pool_holds_a_bounded_amount_and_the_loop_does_the_rest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(password_pool, "MAX_JOBS", 1)
+    monkeypatch.setattr(password_pool, "HELD_PER_PEER", 2)
+    pool = PasswordPool(Passwords("fast"))
+    try:
+        ping = p.encode(p.Ping(rid=2, inbox_seen=0))
+        passing = pool.admit(
+            [
+                (b"a", _login("ali")),
+                (b"b", _login("bob")),
+                (b"a", ping),
+                (b"a", ping),
+                (b"a", ping),
+            ],
+            _work,
+            0.0,
+        )
+        # ali's login is worked on; bob's would be a second job: the loop does it; two of
+        # ali's pings wait behind her login, the third is not held
+        assert passing == [(b"b", _login("bob")), (b"a", ping)]
+        released: list[tuple[bytes, list[bytes]]] = []
+        while not released:  # the worker's answer comes back through the pool's descriptor
+            zmq.select([pool.fileno()], [], [], 10.0)
+            released = pool.release(_work, 0.0)
+        assert released == [(b"a", _login("ali")), (b"a", ping), (b"a", ping)]
+    finally:
+        pool.close()
+
+
+def test_answers_kept_for_the_same_question_are_each_taken_once() -> None:
+    passwords = Passwords("fast")
+    stored = passwords.hash("pw")
+    passwords.keep_verdict(stored, "pw", (True, None))
+    passwords.keep_verdict(stored, "pw", (True, "upgraded"))
+    assert {passwords.verify(stored, "pw"), passwords.verify(stored, "pw")} == {
+        (True, None),
+        (True, "upgraded"),
+    }
+    assert passwords.verify(stored, "pw") == (True, None)  # none kept: worked out
+    passwords.keep_hash("pw", "a")
+    passwords.keep_hash("pw", "b")
+    assert {passwords.hash("pw"), passwords.hash("pw")} == {"a", "b"}
