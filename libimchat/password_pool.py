@@ -13,6 +13,10 @@ requests answered in order. When the work is done, the pool keeps its answer
 in :class:`Passwords` and gives the request back to the loop, followed by
 those that waited behind it; the directory then handles the request as
 always, and its call to ``verify`` or ``hash`` takes the answer kept for it.
+
+Both queues are bounded (:data:`MAX_JOBS`, :data:`HELD_PER_PEER`): past
+them the loop does the work itself, as it did before the pool, and a peer's
+excess requests are answered at once.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ log = logging.getLogger(__name__)
 
 # argon2 at the owasp profile hashes on one thread (and keeps its 19 MiB per thread)
 WORKERS = max(1, min(os.cpu_count() or 1, 4))
-# at most this much work under way (~0.3 s of it at owasp on 2 cores): beyond, a login is
+# at most this much work under way (~0.5 s of it at owasp on 2 cores): beyond, a login is
 # worked out by the loop itself, as before the pool, and the loop reads no more meanwhile
 MAX_JOBS = 64
 # requests a peer may send behind its login before the login is answered; later ones are
