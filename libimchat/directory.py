@@ -165,8 +165,6 @@ class Directory:
         self._sends = RateLimit(limits.message_burst, limits.messages_per_second, "messages")
         self.session_ttl = session_ttl
         self.passwords = passwords
-        if not heartbeats_per_second > 0:
-            raise ValueError(f"heartbeats_per_second must be positive, not {heartbeats_per_second}")
         self.welcome = welcome
         self.heartbeats_per_second = heartbeats_per_second
         self.events_seq = 0
@@ -386,14 +384,7 @@ class Directory:
         try:
             request = p.decode(frames)
             if isinstance(request, p.Login):
-                v.require(username=request.username, password=request.password)
-                user_id = self.account_by_key.get(v.name_key(request.username))
-                account = self.accounts.get(user_id) if user_id is not None else None
-                if not self._failed_logins_by_peer.allows(peer, now) or (
-                    account is not None
-                    and not self._failed_logins_by_account.allows(account.id, now)
-                ):
-                    return None
+                account, _ = self._login_attempt(peer, request, now)
                 stored = account.password_hash if account is not None else None
                 return PasswordWork(password=request.password, stored_hash=stored)
             if isinstance(request, p.Signup) and not self._answered(request.key, 0):
@@ -561,16 +552,27 @@ class Directory:
         phone = v.check_phone(req.phone)
         return username, key, shape, first_name, last_name, phone, v.check_password(req.password)
 
-    def _login(self, peer: bytes, req: p.Login, now: float, out: Outcome) -> None:
+    def _login_attempt(self, peer: bytes, req: p.Login, now: float) -> tuple[_Account | None, str]:
+        """The account a login names (``None``: no such user) and its subscriber key,
+        if the login may be tried now.
+
+        A guesser is slowed down per account (across connections) and per
+        connection (across accounts); the right password waits too.
+
+        Raises:
+            ChatError: a field is missing or invalid, or ``rate_limited``.
+        """
         v.require(username=req.username, password=req.password)
         subscriber_key = v.check_subscriber_key(req.subscriber_key)
         user_id = self.account_by_key.get(v.name_key(req.username))
         account = self.accounts.get(user_id) if user_id is not None else None
-        # a guesser is slowed down per account (across connections) and per
-        # connection (across accounts); the right password waits too
         self._failed_logins_by_peer.check(peer, now)
         if account is not None:
             self._failed_logins_by_account.check(account.id, now)
+        return account, subscriber_key
+
+    def _login(self, peer: bytes, req: p.Login, now: float, out: Outcome) -> None:
+        account, subscriber_key = self._login_attempt(peer, req, now)
         matches, upgraded = self.passwords.verify(
             account.password_hash if account else None, req.password
         )
