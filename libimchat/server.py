@@ -189,7 +189,7 @@ class Server:
         secret = None
         if not self.insecure:
             self.public_key, secret = server_keypair(self.data_dir)
-        store = Store(self.data_dir / DATABASE)
+        store = Store(self.data_dir / DATABASE, checkpoint_beside=True)
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         gatekeeper = zap.Gatekeeper(ctx, curve=secret is not None)
         router = ctx.socket(zmq.ROUTER)

@@ -22,16 +22,18 @@ from pathlib import Path
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
+from .checkpointer import Checkpointer
+
 migrations = Migrations("libimchat")
 
-# SQLite copies the write-ahead log into the database inside the commit that
-# takes the log past this many pages (default 1,000, 4 MiB). Each copy costs a
-# commit ~3.5 ms instead of ~0.2 ms, mostly fsyncs, whatever it copies: at
-# 1,000 pages one commit in a hundred of a small-batch load paid it, and every
-# message in flight waited. At 4,000 (a 16 MiB log) such commits are four times
-# rarer, ~6-9 ms each, and the store moves ~10% more messages (in-process:
-# 16.8k -> 18.6k msg/s in batches of 8; commit p99 3.6 -> 0.6 ms).
-CHECKPOINT_PAGES = 4000
+# A direct message changes ~4 pages: the messages table's last page and a page in
+# each of three indexes (by conversation, by sender's client id, by recipient's
+# inbox), and each commit writes every page it changed whole into the log. At
+# SQLite's default of 4 KiB that was 12-15 KiB of log per message, and writing,
+# syncing and copying back that log cost more than all the rest of storing it.
+# With 1 KiB pages it is ~5 KiB. Only a new database takes this size; an
+# existing one keeps the size it was made with.
+PAGE_SIZE = 1024
 
 
 @migrations()
@@ -153,21 +155,29 @@ class Store:
 
     Args:
         path: the database file; ``None`` for an in-memory database (tests).
+        checkpoint_beside: copy the write-ahead log back into the database on
+            a thread of its own (:class:`~libimchat.checkpointer.Checkpointer`)
+            rather than inside the commits, as the server does.
     """
 
-    def __init__(self, path: Path | str | None) -> None:
+    def __init__(self, path: Path | str | None, *, checkpoint_beside: bool = False) -> None:
+        self._checkpointer: Checkpointer | None = None
         if path is None:
             self.db = Database(memory=True)
         else:
             self.db = Database(sqlite3.connect(str(path), check_same_thread=False))
+            self.db.execute(f"PRAGMA page_size={PAGE_SIZE}")  # a new database only
             self.db.enable_wal()
         self.db.execute("PRAGMA synchronous=FULL")
-        self.db.execute(f"PRAGMA wal_autocheckpoint={CHECKPOINT_PAGES}")
         self.db.execute("PRAGMA foreign_keys=ON")
         self.db.execute("PRAGMA busy_timeout=5000")
         migrations.apply(self.db)
+        if path is not None and checkpoint_beside:
+            self._checkpointer = Checkpointer(path, self.db.conn)
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.close()
         self.db.close()
 
     # --- transactions
@@ -177,6 +187,8 @@ class Store:
         """One transaction, committed durably on exit (rolled back on error)."""
         with self.db.atomic():
             yield
+        if self._checkpointer is not None:
+            self._checkpointer.finish()
 
     @contextlib.contextmanager
     def step(self) -> Iterator[None]:
