@@ -1,7 +1,7 @@
 """Copying the write-ahead log back into the database, beside the server's loop.
 
 SQLite appends every commit to its write-ahead log, and a checkpoint copies the
-log back into the database file, then fsyncs that file. Left to SQLite, the
+log back into the database file, then syncs that file. Left to SQLite, the
 checkpoint runs inside the commit that takes the log past a threshold. Under
 steady direct messages that was a 4-16 ms stall every ~0.1 s, and every
 message in flight waited behind it: it was the tail of the latency.
@@ -11,12 +11,17 @@ own (``PRAGMA wal_checkpoint(PASSIVE)`` never blocks the writer). What a
 thread cannot do is restart the log: SQLite writes from the log's start again
 only when the writer begins a transaction and finds every frame copied, which
 under steady writes is never. So when the log is due to restart, the thread
-first catches up until little is left, and the writer's next commit copies
-that little itself (:meth:`finish`, 2-4 ms, once a second at 12,000 messages
-a second) so that its next write restarts the log.
+first catches up until little is left, and the writer copies that little
+itself right after one of its commits (:meth:`after_commit`, 1.4-5 ms, once a
+second at 12,000 messages a second), so that its next write restarts the log.
+
+A reader that holds an old snapshot (a backup, a second process) keeps any
+checkpoint from copying past it, and the log grows meanwhile. The thread goes
+on copying what it may, and the writer steps in only once the thread has left
+it little to copy, so that the backlog is never copied on the writer's time.
 
 SQLite's own checkpoint stays on as a safety net, at :data:`SAFETY_FACTOR`
-times the log this one keeps, in case this thread falls behind or fails.
+times the log this one keeps, in case this thread fails.
 """
 
 from __future__ import annotations
@@ -31,22 +36,30 @@ log = logging.getLogger(__name__)
 # how often the thread copies what the log gained, seconds
 INTERVAL = 0.05
 # the log restarts once it holds this much (64 MiB: ~1 s of direct messages at
-# 12,000/s with 1 KiB pages); larger logs made each restart dearer
+# 12,000/s with 1 KiB pages); a larger log made each restart dearer
 RESTART_BYTES = 64 << 20
-# catching up ends when one pass had fewer pages than this left to copy
+# the writer copies the rest when the thread's last pass left fewer pages than
+# this; catching up ends when a pass found fewer than this many new ones
 CAUGHT_UP_PAGES = 300
+# at peak a pass finds ~2,000 new pages and each next one fewer; past this many
+# passes the writer copies what is left, on its time
 CATCH_UP_PASSES = 8
-SAFETY_FACTOR = 4
+# SQLite checkpoints by itself past this many times RESTART_BYTES: only if the
+# thread has failed (a reader holding a snapshot stops SQLite's checkpoints too)
+SAFETY_FACTOR = 2
 
 
 class Checkpointer:
-    """Checkpoints one database on a background thread; call :meth:`finish` after commits.
+    """Checkpoints one database on a background thread; call :meth:`after_commit`.
+
+    Also sets the writer's ``wal_autocheckpoint`` (the safety net) and its
+    ``journal_size_limit``.
 
     Args:
         path: the database file, already in WAL mode.
         writer: the connection that writes to it (on the caller's thread).
         restart_bytes: the size of log at which it restarts.
-        interval: seconds between two copies.
+        interval: seconds between two passes of the thread.
     """
 
     def __init__(
@@ -59,56 +72,76 @@ class Checkpointer:
     ) -> None:
         page_size = writer.execute("PRAGMA page_size").fetchone()[0]
         self.restart_pages = max(1, restart_bytes // page_size)
-        self._interval = interval
         writer.execute(f"PRAGMA wal_autocheckpoint={self.restart_pages * SAFETY_FACTOR}")
+        # the log's file keeps its largest size; past twice the restart size (after a
+        # reader held it back) it is cut back when it restarts
+        writer.execute(f"PRAGMA journal_size_limit={2 * restart_bytes}")
         self._writer = writer
         self._path = str(path)
-        self._due = threading.Event()  # set: the writer's next commit finishes the copy
+        self._interval = interval
+        # set by the thread when the log should restart and little is left to copy;
+        # cleared by the writer once it has copied the rest
+        self._due = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="libimchat-checkpoint", daemon=True)
         self._thread.start()
 
-    def finish(self) -> None:
-        """After a commit: when the log is due to restart, copy what is left.
+    @property
+    def restart_due(self) -> bool:
+        """Whether the next :meth:`after_commit` copies the end of the log (for tests)."""
+        return self._due.is_set()
 
-        The writer's next write then starts the log from the beginning.
+    def after_commit(self) -> None:
+        """When the log is due to restart, copy what is left, so that the next write restarts it.
+
+        Never raises: a checkpoint that fails (a full disk, a statement of the
+        writer still open) leaves the commit before it committed, and the log
+        restarts at a later one.
         """
         if not self._due.is_set():
             return
-        busy, frames, copied = self._writer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        try:
+            busy, frames, copied = self._writer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except sqlite3.Error:
+            log.exception("copying the end of the write-ahead log failed")
+            return
         if not busy and frames == copied:
             self._due.clear()
 
     def close(self) -> None:
-        """Stop the thread (a checkpoint under way completes first)."""
+        """Stop the thread (a pass under way completes first)."""
         self._stopping.set()
         self._thread.join()
 
     def _run(self) -> None:
-        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
         try:
-            conn.execute("PRAGMA synchronous=FULL")  # sync the database before the log moves on
+            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error:
+            log.exception("no background checkpoints: SQLite's own remain")
+            return
+        try:
             while not self._stopping.wait(self._interval):
-                if self._due.is_set():
-                    continue
                 try:
-                    frames = self._copy(conn)
-                    if frames >= self.restart_pages:
-                        self._catch_up(conn, frames)
-                        self._due.set()
-                except sqlite3.Error:  # SQLite's own checkpoints still bound the log
+                    self._pass_and_tell(conn)
+                except Exception:  # SQLite's own checkpoints still bound the log
                     log.exception("a background checkpoint failed")
         finally:
             conn.close()
 
-    def _catch_up(self, conn: sqlite3.Connection, frames: int) -> None:
+    def _pass_and_tell(self, conn: sqlite3.Connection) -> None:
+        frames, left = _checkpoint(conn)
+        if frames < self.restart_pages:
+            return
         for _ in range(CATCH_UP_PASSES):  # each pass copies what came during the last
-            before, frames = frames, self._copy(conn)
+            before = frames
+            frames, left = _checkpoint(conn)
             if frames - before < CAUGHT_UP_PAGES:
-                return
+                break
+        if left < CAUGHT_UP_PAGES:  # else a reader holds the log back: copy on, here
+            self._due.set()
 
-    @staticmethod
-    def _copy(conn: sqlite3.Connection) -> int:
-        """Copy what the log holds; returns how many frames it holds."""
-        _, frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        return int(frames)
+
+def _checkpoint(conn: sqlite3.Connection) -> tuple[int, int]:
+    """One pass: copy what the log holds; returns its frames and those left uncopied."""
+    _, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    return int(frames), int(frames) - int(copied)

@@ -189,11 +189,12 @@ class Server:
         secret = None
         if not self.insecure:
             self.public_key, secret = server_keypair(self.data_dir)
-        store = Store(self.data_dir / DATABASE, checkpoint_beside=True)
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         gatekeeper = zap.Gatekeeper(ctx, curve=secret is not None)
         router = ctx.socket(zmq.ROUTER)
         publisher = ctx.socket(zmq.PUB)
+        # last before the try, so that it is always closed: it runs a thread
+        store = Store(self.data_dir / DATABASE, background_checkpoints=True)
         directory: Directory | None = None  # made once the ports are known
 
         def may_subscribe(key: bytes) -> bool:

@@ -31,8 +31,9 @@ migrations = Migrations("libimchat")
 # inbox), and each commit writes every page it changed whole into the log. At
 # SQLite's default of 4 KiB that was 12-15 KiB of log per message, and writing,
 # syncing and copying back that log cost more than all the rest of storing it.
-# With 1 KiB pages it is ~5 KiB. Only a new database takes this size; an
-# existing one keeps the size it was made with.
+# With 1 KiB pages it is ~5 KiB (a body over ~1 KB spills onto pages of its
+# own, as it would over 4 KB). Only a new database takes this size; an existing
+# one keeps the size it was made with.
 PAGE_SIZE = 1024
 
 
@@ -155,12 +156,13 @@ class Store:
 
     Args:
         path: the database file; ``None`` for an in-memory database (tests).
-        checkpoint_beside: copy the write-ahead log back into the database on
+        background_checkpoints: copy the write-ahead log back into the database on
             a thread of its own (:class:`~libimchat.checkpointer.Checkpointer`)
-            rather than inside the commits, as the server does.
+            rather than inside the commits, as the server does. Call
+            :meth:`close` to stop the thread.
     """
 
-    def __init__(self, path: Path | str | None, *, checkpoint_beside: bool = False) -> None:
+    def __init__(self, path: Path | str | None, *, background_checkpoints: bool = False) -> None:
         self._checkpointer: Checkpointer | None = None
         if path is None:
             self.db = Database(memory=True)
@@ -172,7 +174,7 @@ class Store:
         self.db.execute("PRAGMA foreign_keys=ON")
         self.db.execute("PRAGMA busy_timeout=5000")
         migrations.apply(self.db)
-        if path is not None and checkpoint_beside:
+        if path is not None and background_checkpoints:
             self._checkpointer = Checkpointer(path, self.db.conn)
 
     def close(self) -> None:
@@ -188,7 +190,7 @@ class Store:
         with self.db.atomic():
             yield
         if self._checkpointer is not None:
-            self._checkpointer.finish()
+            self._checkpointer.after_commit()
 
     @contextlib.contextmanager
     def step(self) -> Iterator[None]:
