@@ -235,7 +235,7 @@ class Server:
             self._directory = directory  # for tests that look at sessions
             log.info("serving on %s (publishing on port %d)", self.url, self.pub_port)
             ready.set()
-            self._loop(directory, router, publisher, gatekeeper)
+            self._loop(directory, store, router, publisher, gatekeeper)
         finally:
             router.close(linger=0)
             publisher.close(linger=0)
@@ -251,6 +251,7 @@ class Server:
     def _loop(
         self,
         directory: Directory,
+        store: Store,
         router: zmq.Socket[bytes],
         publisher: zmq.Socket[bytes],
         gatekeeper: zap.Gatekeeper,
@@ -279,6 +280,7 @@ class Server:
                 if time.monotonic() >= next_expiry:
                     self._send(directory.expire(time.time()), router, publisher)
                     next_expiry = time.monotonic() + self.heartbeat_interval
+                store.checkpoint()  # after the sends: no reply waits for it
                 if time.monotonic() >= next_cleanup:
                     next_cleanup = time.monotonic() + TOKEN_CLEANUP_INTERVAL
                     try:

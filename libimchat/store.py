@@ -189,6 +189,14 @@ class Store:
         """One transaction, committed durably on exit (rolled back on error)."""
         with self.db.atomic():
             yield
+
+    def checkpoint(self) -> None:
+        """With background checkpoints, copy the end of the write-ahead log if it is
+        due to restart (see :meth:`Checkpointer.after_commit`); else nothing.
+
+        The server calls it once a batch's replies are sent, so that they do not
+        wait for it.
+        """
         if self._checkpointer is not None:
             self._checkpointer.after_commit()
 
