@@ -95,8 +95,9 @@ class Checkpointer:
         """When the log is due to restart, copy what is left, so that the next write restarts it.
 
         Never raises: a checkpoint that fails (a full disk, a statement of the
-        writer still open) leaves the commit before it committed, and the log
-        restarts at a later one.
+        writer still open) leaves the commit before it committed, and the
+        thread calls for another try after its next pass (not at every commit,
+        which would fill the log with the same error).
         """
         if not self._due.is_set():
             return
@@ -104,6 +105,7 @@ class Checkpointer:
             busy, frames, copied = self._writer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         except sqlite3.Error:
             log.exception("copying the end of the write-ahead log failed")
+            self._due.clear()
             return
         if not busy and frames == copied:
             self._due.clear()
