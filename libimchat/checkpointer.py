@@ -102,12 +102,12 @@ class Checkpointer:
         if not self._due.is_set():
             return
         try:
-            busy, frames, copied = self._writer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            busy, _, left = _checkpoint(self._writer)
         except sqlite3.Error:
             log.exception("copying the end of the write-ahead log failed")
             self._due.clear()
             return
-        if not busy and frames == copied:
+        if not busy and not left:
             self._due.clear()
 
     def close(self) -> None:
@@ -131,19 +131,20 @@ class Checkpointer:
             conn.close()
 
     def _pass_and_tell(self, conn: sqlite3.Connection) -> None:
-        frames, left = _checkpoint(conn)
+        _, frames, left = _checkpoint(conn)
         if frames < self.restart_pages:
             return
         for _ in range(CATCH_UP_PASSES):  # each pass copies what came during the last
             before = frames
-            frames, left = _checkpoint(conn)
+            _, frames, left = _checkpoint(conn)
             if frames - before < CAUGHT_UP_PAGES:
                 break
         if left < CAUGHT_UP_PAGES:  # else a reader holds the log back: copy on, here
             self._due.set()
 
 
-def _checkpoint(conn: sqlite3.Connection) -> tuple[int, int]:
-    """One pass: copy what the log holds; returns its frames and those left uncopied."""
-    _, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-    return int(frames), int(frames) - int(copied)
+def _checkpoint(conn: sqlite3.Connection) -> tuple[bool, int, int]:
+    """One pass: copy what the log holds. Returns whether another checkpoint was under
+    way (then nothing was copied), the log's frames and those left uncopied."""
+    busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    return bool(busy), int(frames), int(frames) - int(copied)
