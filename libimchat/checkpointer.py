@@ -35,6 +35,10 @@ log = logging.getLogger(__name__)
 
 # how often the thread copies what the log gained, seconds
 INTERVAL = 0.05
+# while the log does not grow, the thread waits twice as long after each pass, up
+# to this (an idle server, a laptop's, should not wake 20 times a second); the
+# log grows by at most this long's writes before the thread notices them
+MAX_IDLE_INTERVAL = 0.5
 # the log restarts once it holds this much (64 MiB: ~1 s of direct messages at
 # 12,000/s with 1 KiB pages); a larger log made each restart dearer
 RESTART_BYTES = 64 << 20
@@ -59,7 +63,8 @@ class Checkpointer:
         path: the database file, already in WAL mode.
         writer: the connection that writes to it (on the caller's thread).
         restart_bytes: the size of log at which it restarts.
-        interval: seconds between two passes of the thread.
+        interval: seconds between two passes of the thread while the log grows.
+        max_idle_interval: the longest wait between two passes while it does not.
     """
 
     def __init__(
@@ -69,6 +74,7 @@ class Checkpointer:
         *,
         restart_bytes: int = RESTART_BYTES,
         interval: float = INTERVAL,
+        max_idle_interval: float = MAX_IDLE_INTERVAL,
     ) -> None:
         page_size = writer.execute("PRAGMA page_size").fetchone()[0]
         self.restart_pages = max(1, restart_bytes // page_size)
@@ -79,6 +85,8 @@ class Checkpointer:
         self._writer = writer
         self._path = str(path)
         self._interval = interval
+        self._max_idle_interval = max(interval, max_idle_interval)
+        self._passes = 0
         # set by the thread when the log should restart and little is left to copy;
         # cleared by the writer once it has copied the rest
         self._due = threading.Event()
@@ -90,6 +98,11 @@ class Checkpointer:
     def restart_due(self) -> bool:
         """Whether the next :meth:`after_commit` copies the end of the log (for tests)."""
         return self._due.is_set()
+
+    @property
+    def passes(self) -> int:
+        """How many times the thread has woken to copy the log (for tests)."""
+        return self._passes
 
     def after_commit(self) -> None:
         """When the log is due to restart, copy what is left, so that the next write restarts it.
@@ -121,19 +134,27 @@ class Checkpointer:
         except sqlite3.Error:
             log.exception("no background checkpoints: SQLite's own remain")
             return
+        interval, last_frames = self._interval, -1
         try:
-            while not self._stopping.wait(self._interval):
+            while not self._stopping.wait(interval):
+                self._passes += 1
                 try:
-                    self._pass_and_tell(conn)
+                    frames = self._pass_and_tell(conn)
                 except Exception:  # SQLite's own checkpoints still bound the log
                     log.exception("a background checkpoint failed")
+                    frames = -1
+                idle = frames == last_frames
+                interval = min(2 * interval, self._max_idle_interval) if idle else self._interval
+                last_frames = frames
         finally:
             conn.close()
 
-    def _pass_and_tell(self, conn: sqlite3.Connection) -> None:
+    def _pass_and_tell(self, conn: sqlite3.Connection) -> int:
+        """Copy the log, and catch up and tell the writer when it is due to restart;
+        returns the frames the log held at the last pass."""
         _, frames, left = _checkpoint(conn)
         if frames < self.restart_pages:
-            return
+            return frames
         for _ in range(CATCH_UP_PASSES):  # each pass copies what came during the last
             before = frames
             _, frames, left = _checkpoint(conn)
@@ -141,6 +162,7 @@ class Checkpointer:
                 break
         if left < CAUGHT_UP_PAGES:  # else a reader holds the log back: copy on, here
             self._due.set()
+        return frames
 
 
 def _checkpoint(conn: sqlite3.Connection) -> tuple[bool, int, int]:

@@ -163,3 +163,29 @@ def test_a_new_database_has_small_pages_and_an_old_one_keeps_its_own(tmp_path: P
         return size
 
     assert (page_size("new.db"), page_size("old.db")) == (PAGE_SIZE, 4096)
+
+
+def test_the_thread_wakes_seldom_while_the_log_is_idle_and_often_again_once_it_grows(
+    tmp_path: Path,
+) -> None:
+    writer = _writer(tmp_path / "chat.db")
+    checkpointer = Checkpointer(
+        tmp_path / "chat.db", writer, restart_bytes=RESTART, interval=0.01, max_idle_interval=0.2
+    )
+    try:
+        _commit(writer)
+        time.sleep(0.5)  # backing off: 0.01, 0.02, 0.04 ... 0.2 s
+        idle_from = checkpointer.passes
+        time.sleep(1.0)
+        idle = checkpointer.passes - idle_from
+        assert 2 <= idle <= 12  # ~5 at 0.2 s; ~100 at the growing log's 0.01 s
+
+        busy_from = checkpointer.passes
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            _commit(writer, rows=2)
+            time.sleep(0.002)
+        assert checkpointer.passes - busy_from >= 20  # back to ~0.01 s within 0.2 s
+    finally:
+        checkpointer.close()
+        writer.close()
