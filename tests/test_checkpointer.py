@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from libimchat.checkpointer import Checkpointer
+from libimchat.checkpointer import MAX_IDLE_INTERVAL, Checkpointer
 from libimchat.store import PAGE_SIZE, Store
 
 RESTART = 1 << 20  # a small log (1,024 pages), so that the tests write tens of MiB only
@@ -29,8 +29,15 @@ def _writer(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def _checkpointer(path: Path, writer: sqlite3.Connection, interval: float = 0.005) -> Checkpointer:
-    checkpointer = Checkpointer(path, writer, restart_bytes=RESTART, interval=interval)
+def _checkpointer(
+    path: Path,
+    writer: sqlite3.Connection,
+    interval: float = 0.005,
+    max_idle_interval: float = MAX_IDLE_INTERVAL,
+) -> Checkpointer:
+    checkpointer = Checkpointer(
+        path, writer, restart_bytes=RESTART, interval=interval, max_idle_interval=max_idle_interval
+    )
     writer.execute("PRAGMA wal_autocheckpoint=0")  # no safety net: only ours restarts the log
     return checkpointer
 
@@ -169,9 +176,7 @@ def test_the_thread_wakes_seldom_while_the_log_is_idle_and_often_again_once_it_g
     tmp_path: Path,
 ) -> None:
     writer = _writer(tmp_path / "chat.db")
-    checkpointer = Checkpointer(
-        tmp_path / "chat.db", writer, restart_bytes=RESTART, interval=0.01, max_idle_interval=0.2
-    )
+    checkpointer = _checkpointer(tmp_path / "chat.db", writer, interval=0.01, max_idle_interval=0.2)
     try:
         _commit(writer)
         time.sleep(0.5)  # backing off: 0.01, 0.02, 0.04 ... 0.2 s
