@@ -4,13 +4,15 @@ Run a :class:`Server`, connect with a :class:`Client` (or an
 :class:`AsyncClient`), and every failure the server reports is a
 :class:`ChatError` with a stable ``.code``; ``Server(limits=Limits(...))`` sets
 how much one client may ask. :func:`name_key` is how the server
-compares user and room names, for front ends that must do the same.
+compares user and room names, for front ends that must do the same, and
+:func:`new_client_id` makes the idempotency key of a message to send.
 """
 
 from __future__ import annotations
 
 from .aio import AsyncClient
 from .client import Client
+from .client_ids import new_client_id
 from .errors import ChatError, ChatTimeout, ProtocolError
 from .limits import Limits
 from .models import Event, EventKind, Message, Room, User
@@ -34,4 +36,5 @@ __all__ = [
     "User",
     "default_data_dir",
     "name_key",
+    "new_client_id",
 ]

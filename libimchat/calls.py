@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from . import protocol as p
+from .client_ids import new_client_id
 from .errors import ChatError
 from .models import Message, Room, User
 
@@ -56,12 +57,12 @@ def users() -> Call[list[User]]:
 
 
 def send(to: str, body: str, client_id: str | None) -> Call[Message]:
-    request = p.SendDirect(rid=0, to=to, body=body, client_id=client_id or uuid.uuid4().hex)
+    request = p.SendDirect(rid=0, to=to, body=body, client_id=client_id or new_client_id())
     return request, lambda r: r.message
 
 
 def send_room(room: str, body: str, client_id: str | None) -> Call[Message]:
-    request = p.SendRoom(rid=0, room=room, body=body, client_id=client_id or uuid.uuid4().hex)
+    request = p.SendRoom(rid=0, room=room, body=body, client_id=client_id or new_client_id())
     return request, lambda r: r.message
 
 

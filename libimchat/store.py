@@ -27,8 +27,8 @@ from .checkpointer import Checkpointer
 migrations = Migrations("libimchat")
 
 # A direct message changes ~4 pages: the messages table's last page and a page in
-# each of three indexes (by conversation, by sender's client id, by recipient's
-# inbox), and each commit writes every page it changed whole into the log. At
+# each of three indexes (by conversation, by client id, by recipient's inbox),
+# and each commit writes every page it changed whole into the log. At
 # SQLite's default of 4 KiB that was 12-15 KiB of log per message, and writing,
 # syncing and copying back that log cost more than all the rest of storing it.
 # With 1 KiB pages it is ~5 KiB (a body over ~1 KB spills onto pages of its
@@ -109,6 +109,19 @@ def m002_session_last_used(db: Database) -> None:
         """
         ALTER TABLE sessions ADD COLUMN last_used REAL NOT NULL DEFAULT 0;
         UPDATE sessions SET last_used = created_at;
+        """
+    )
+
+
+@migrations()
+def m003_client_ids_first(db: Database) -> None:
+    # Keyed by sender first, every sender's new client ids went to a page of their
+    # own in the index; keyed by client id first, time-ordered ids (client_ids.py)
+    # from every sender land together at its end. Unique on the same pair.
+    db.executescript(
+        """
+        DROP INDEX messages_by_client_id;
+        CREATE UNIQUE INDEX messages_by_client_id ON messages (client_id, sender_id);
         """
     )
 
@@ -379,7 +392,7 @@ class Store:
         """
         cursor = self.db.execute(
             f"INSERT INTO messages ({_MESSAGE_COLUMNS}) VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (sender_id, client_id) DO NOTHING",
+            " ON CONFLICT (client_id, sender_id) DO NOTHING",
             [conversation_id, seq, sender_id, recipient_id, inbox_seq, body, sent_at, client_id],
         )
         return int(cursor.lastrowid) if cursor.rowcount == 1 and cursor.lastrowid else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import uuid
 
 import pytest
 
@@ -116,6 +117,14 @@ def test_a_resend_with_the_same_client_id_is_not_duplicated(user, server: Server
     assert again == first
     assert len(sam.history("ali")) == 1
     assert [e.message for e in drain(sam) if e.kind == "message"] == [first]
+
+
+def test_a_message_sent_without_a_client_id_gets_a_time_ordered_one(user) -> None:
+    ali = user("ali")
+    user("sam")
+    first, second = ali.send("sam", "one"), ali.send("sam", "two")
+    assert uuid.UUID(hex=first.client_id).version == 7
+    assert first.client_id != second.client_id
 
 
 @pytest.mark.parametrize(

@@ -8,12 +8,11 @@ changes, then redraws the panes from the state.
 from __future__ import annotations
 
 import tkinter as tk
-import uuid
 from typing import TYPE_CHECKING
 
 import ttkbootstrap as ttk
 
-from libimchat import ChatError, Client, Event, Message, Room, User
+from libimchat import ChatError, Client, Event, Message, Room, User, new_client_id
 
 from .conversation import ConversationPane
 from .dialogs import Notice, Prompt, Question
@@ -303,7 +302,7 @@ class MainView(ttk.Frame):
         name, room = self.chat.title(current), current.kind == "room"
         # sending again what timed out reuses its id: if the first try did reach
         # the server, the server answers with that message instead of a copy
-        client_id = self._timed_out.pop((current, text), None) or uuid.uuid4().hex
+        client_id = self._timed_out.pop((current, text), None) or new_client_id()
 
         def post(client: Client) -> Message:
             if room:
