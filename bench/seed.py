@@ -113,7 +113,7 @@ def add_history(data_dir: Path, total: int, batch: int = 20_000) -> list[int]:
                             inbox_seq,
                             body,
                             now + seq * 1e-3,
-                            f"{seq:010d}",
+                            f"{d:04d}{seq:010d}",  # ascending, as clients' ids are
                         )
                     )
                 with store.batch():
