@@ -146,7 +146,9 @@ class Client:
             to: the recipient's username.
             body: the text.
             client_id: an idempotency key; sending again with the same one
-                returns the original message instead of a copy.
+                returns the original message instead of a copy. By default a
+                fresh :func:`~libimchat.new_client_id`; make yours with it too,
+                since ids that sort by time cost the server least to keep.
 
         Raises:
             ChatError: ``no_such_user``, ``blocked``, ``invalid`` (empty or oversized body).
