@@ -117,7 +117,8 @@ def m002_session_last_used(db: Database) -> None:
 def m003_client_ids_first(db: Database) -> None:
     # Keyed by sender first, every sender's new client ids went to a page of their
     # own in the index; keyed by client id first, time-ordered ids (client_ids.py)
-    # from every sender land together at its end. Unique on the same pair.
+    # from every sender land together at its end. Unique on the same pair. Rebuilding it
+    # takes ~1.5 s a million stored messages, once.
     db.executescript(
         """
         DROP INDEX messages_by_client_id;
