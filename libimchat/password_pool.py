@@ -15,8 +15,11 @@ those that waited behind it; the directory then handles the request as
 always, and its call to ``verify`` or ``hash`` takes the answer kept for it.
 
 Both queues are bounded (:data:`MAX_JOBS`, :data:`HELD_PER_PEER`): past
-them the loop does the work itself, as it did before the pool, and a peer's
-excess requests are answered at once.
+them a request is handed to the loop at once, without work. The loop never
+works a password out itself (``Passwords(worked_ahead=True)``): a login or
+signup that comes without its answer is refused with ``rate_limited`` and a
+``retry_after``. Before, the loop did that work, and a flood of logins from
+many connections stopped every conversation for ~16 ms a login.
 """
 
 from __future__ import annotations
@@ -37,11 +40,12 @@ log = logging.getLogger(__name__)
 
 # argon2 at the owasp profile hashes on one thread (and keeps its 19 MiB per thread)
 WORKERS = max(1, min(os.cpu_count() or 1, 4))
-# at most this much work under way (~0.5 s of it at owasp on 2 cores): beyond, a login is
-# worked out by the loop itself, as before the pool, and the loop reads no more meanwhile
+# at most this much work under way (~0.5 s of it at owasp on 2 cores): beyond, a login or
+# signup is refused with rate_limited (see passwords.py), so that the wait stays short
 MAX_JOBS = 64
 # requests a peer may send behind its login before the login is answered; later ones are
-# not held (they are answered at once, likely ``not_logged_in``): memory stays bounded
+# not held (they are answered at once: ``not_logged_in``, or ``rate_limited`` for another
+# login): memory stays bounded
 HELD_PER_PEER = 256
 Request = tuple[bytes, list[bytes]]  # (peer, frames), as received from the ROUTER socket
 WorkFor = Callable[[bytes, list[bytes], float], PasswordWork | None]
@@ -52,7 +56,7 @@ class _Job:
     peer: bytes
     frames: list[bytes]
     work: PasswordWork
-    answer: str | tuple[bool, str | None] | None = None  # None: failed, the loop does it
+    answer: str | tuple[bool, str | None] | None = None  # None: failed, the request is refused
 
 
 class PasswordPool:
@@ -131,7 +135,7 @@ class PasswordPool:
                     job.work.stored_hash, job.work.password
                 )
         except Exception:
-            log.exception("password work failed; the loop will do it")
+            log.exception("password work failed; its request will be refused as busy")
         self._done.put(job)
         with contextlib.suppress(BlockingIOError, OSError):
             self._wake_writer.send(b"\0")

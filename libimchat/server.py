@@ -107,7 +107,8 @@ class Server:
             raise ValueError(f"heartbeats_per_second must be positive, not {heartbeats_per_second}")
         self.heartbeats_per_second = heartbeats_per_second
         self._requested = (port, pub_port if pub_port is not None else (port + 1 if port else 0))
-        self._passwords = Passwords(password_profile)
+        # every answer is worked out ahead by the loop's PasswordPool, never on the loop
+        self._passwords = Passwords(password_profile, worked_ahead=True)
         self.session_ttl = session_ttl
         self.insecure = insecure
         self.limits = limits or Limits()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import zmq
 
-from libimchat import Client, Server, password_pool
+from libimchat import ChatError, Client, Server, password_pool
 from libimchat import protocol as p
 from libimchat.directory import PasswordWork
 from libimchat.password_pool import PasswordPool
@@ -58,6 +58,38 @@ def test_logins_under_way_do_not_hold_up_other_requests(owasp_server: Server) ->
         finished_before = sum(bool(sock.poll(0)) for sock in logins)
         assert finished_before <= LOGINS // 2, f"{finished_before} logins answered first"
         assert all(isinstance(_answer(sock), p.SessionStarted) for sock in logins)
+    finally:
+        ctx.destroy(linger=0)
+
+
+def test_logins_beyond_the_pools_work_are_refused_as_busy_and_may_retry(
+    owasp_server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the loop never works a password out: a login the pool has no room for is refused
+    # at once, where before the loop checked it itself, ~16 ms each, and the chat waited
+    monkeypatch.setattr(password_pool, "MAX_JOBS", 2)
+    names = [f"user{i}" for i in range(LOGINS)]
+    with Client(owasp_server.url, timeout=30) as client:
+        for name in names:  # one at a time: within the pool's room
+            client.signup(name, "pw", first_name="F", last_name="L", phone="0633217608")
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    try:
+        logins = [raw_dealer(ctx, owasp_server) for _ in names]
+        for sock in logins:
+            _ask(sock, p.Hello(rid=1, version=p.PROTOCOL_VERSION, agent="t"))
+            assert isinstance(_answer(sock), p.Welcome)
+        for sock, name in zip(logins, names, strict=True):
+            _ask(sock, p.Login(rid=2, username=name, password="pw"))
+        answers = [_answer(sock) for sock in logins]
+        refused = [a for a in answers if isinstance(a, p.Failure)]
+        assert len(refused) >= LOGINS // 2, answers
+        assert {(a.rid, a.code) for a in refused} == {(2, "rate_limited")}
+        assert all(a.retry_after > 0 for a in refused)
+        assert len(refused) + sum(isinstance(a, p.SessionStarted) for a in answers) == LOGINS
+        # a refusal is no failed login: the same login, retried, gets in
+        again = logins[answers.index(refused[0])]
+        _ask(again, p.Login(rid=3, username=names[answers.index(refused[0])], password="pw"))
+        assert isinstance(_answer(again), p.SessionStarted)
     finally:
         ctx.destroy(linger=0)
 
@@ -139,3 +171,17 @@ def test_answers_kept_for_the_same_question_are_each_taken_once() -> None:
     passwords.keep_hash("pw", "a")
     passwords.keep_hash("pw", "b")
     assert {passwords.hash("pw"), passwords.hash("pw")} == {"a", "b"}
+
+
+def test_passwords_worked_ahead_hand_over_kept_answers_and_refuse_without_one() -> None:
+    passwords = Passwords("fast", worked_ahead=True)
+    stored = passwords.work_out_hash("pw")
+    passwords.keep_verdict(stored, "pw", (True, None))
+    passwords.keep_hash("new", "kept hash")
+    assert passwords.verify(stored, "pw") == (True, None)
+    assert passwords.hash("new") == "kept hash"
+    for ask in (lambda: passwords.verify(stored, "pw"), lambda: passwords.hash("new")):
+        with pytest.raises(ChatError) as caught:
+            ask()
+        assert caught.value.code == "rate_limited"
+        assert caught.value.retry_after and caught.value.retry_after > 0
