@@ -59,27 +59,22 @@ def test_client_ids_stored_before_their_index_changed_still_find_their_resends(
     old.close()
 
     store = Store(path)
-    with store.batch():
-        resent = store.add_message(
+
+    def send_again(sender_id: int, recipient_id: int) -> int | None:
+        return store.add_message(
             conversation_id=1,
             seq=2,
-            sender_id=1,
-            recipient_id=2,
+            sender_id=sender_id,
+            recipient_id=recipient_id,
             inbox_seq=2,
             body="hi",
             sent_at=3.0,
             client_id="c-1",
         )
-        other_sender = store.add_message(
-            conversation_id=1,
-            seq=2,
-            sender_id=2,
-            recipient_id=1,
-            inbox_seq=1,
-            body="hi",
-            sent_at=3.0,
-            client_id="c-1",
-        )
+
+    with store.batch():
+        resent = send_again(1, 2)
+        other_sender = send_again(2, 1)
     assert resent is None
     assert other_sender is not None
     original = store.message_by_client_id(1, "c-1")
