@@ -27,13 +27,13 @@ from .checkpointer import Checkpointer
 migrations = Migrations("libimchat")
 
 # A direct message changes ~4 pages: the messages table's last page and a page in
-# each of three indexes (by conversation, by client id, by recipient's inbox),
-# and each commit writes every page it changed whole into the log. At
-# SQLite's default of 4 KiB that was 12-15 KiB of log per message, and writing,
-# syncing and copying back that log cost more than all the rest of storing it.
-# With 1 KiB pages it is ~5 KiB (a body over ~1 KB spills onto pages of its
-# own, as it would over 4 KB). Only a new database takes this size; an existing
-# one keeps the size it was made with.
+# each of three indexes (by conversation, by client id, by recipient's inbox; with
+# time-ordered client ids, ~3.3), and each commit writes every page it changed
+# whole into the log. At SQLite's default of 4 KiB that was 12-15 KiB of log per
+# message, and writing, syncing and copying back that log cost more than all the
+# rest of storing it. With 1 KiB pages it is ~5 KiB (a body over ~1 KB spills
+# onto pages of its own, as it would over 4 KB). Only a new database takes this
+# size; an existing one keeps the size it was made with.
 PAGE_SIZE = 1024
 
 
@@ -117,8 +117,8 @@ def m002_session_last_used(db: Database) -> None:
 def m003_client_ids_first(db: Database) -> None:
     # Keyed by sender first, every sender's new client ids went to a page of their
     # own in the index; keyed by client id first, time-ordered ids (client_ids.py)
-    # from every sender land together at its end. Unique on the same pair. Rebuilding it
-    # takes ~1.5 s a million stored messages, once.
+    # from every sender land together at its end. Unique on the same pair.
+    # Rebuilding it takes ~1.5 s a million stored messages, once.
     db.executescript(
         """
         DROP INDEX messages_by_client_id;
