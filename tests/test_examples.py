@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from libimchat import Client, Event, Message, Server
+from libimchat import Client, Event, Message, Server, new_client_id
 from tests.helpers import signup, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -175,3 +175,45 @@ def test_demo_shows_the_direct_and_the_room_message(server: Server) -> None:
     assert "sam got a message from demo_ali: Hi Sam! This is libimchat." in out.splitlines()
     assert "#demo-room <demo_sam> Hello, room!" in out.splitlines()
     assert err == ""
+
+
+def test_outbox_sends_each_line_once_though_a_first_try_reached_the_server_unmarked(
+    server: Server, connect: Callable[..., Client], user: Callable[[str], Client], tmp_path: Path
+) -> None:
+    ali = user("ali")
+    outbox = tmp_path / "outbox.jsonl"
+    # a run that crashed after the server stored its first line, before marking it sent
+    crashed = connect()
+    signup(crashed, "alerts", "s3cret")
+    crashed.login("alerts", "s3cret")
+    first_id = new_client_id()
+    stored = crashed.send("ali", "disk full", client_id=first_id)
+    lines = [
+        {"to": "ali", "body": "disk full", "client_id": first_id},
+        {"to": "ali", "body": "disk fine again"},
+        {"to": "nobody", "body": "lost"},
+    ]
+    outbox.write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+    for run in range(2):  # the second run finds everything marked and sends nothing
+        with run_example("outbox.py", server.url, "alerts", "s3cret", str(outbox)) as sender:
+            out, err = sender.communicate(timeout=DEADLINE)
+        assert sender.returncode == (1 if run == 0 else 0)  # "nobody" is refused, once
+        marked = [json.loads(line) for line in outbox.read_text().splitlines()]
+        if run == 0:
+            assert out.splitlines() == [
+                f"{first_id}: message {stored.id} to ali",
+                f"{marked[1]['client_id']}: message {marked[1]['sent']} to ali",
+            ]
+            assert err == f"{marked[2]['client_id']}: refused, no_such_user\n"
+        else:
+            assert (out, err) == ("", "")
+    assert [
+        (line["client_id"] == first_id, "sent" in line, line.get("error")) for line in marked
+    ] == [
+        (True, True, None),
+        (False, True, None),
+        (False, False, "no_such_user"),
+    ]
+    assert marked[0]["sent"] == stored.id
+    assert [m.body for m in ali.history("alerts")] == ["disk full", "disk fine again"]
