@@ -57,7 +57,7 @@ class Passwords:
         # taken by the one call it answers
         self._verified: dict[tuple[str | None, str], list[tuple[bool, str | None]]] = {}
         self._hashed: dict[str, list[str]] = {}
-        self.worked_ahead = worked_ahead
+        self._worked_ahead = worked_ahead
 
     def hash(self, password: str) -> str:
         """A new hash of ``password`` (one worked out ahead, if there is one).
@@ -87,7 +87,7 @@ class Passwords:
         return self.work_out_verify(password_hash, password)
 
     def _refuse_if_worked_ahead(self) -> None:
-        if self.worked_ahead:
+        if self._worked_ahead:
             raise ChatError(
                 "rate_limited",
                 "the server is busy checking passwords; try again in a moment",
