@@ -96,7 +96,9 @@ class Client:
         """Create an account.
 
         Raises:
-            ChatError: ``missing_fields``, ``invalid`` or ``username_taken``.
+            ChatError: ``missing_fields``, ``invalid`` or ``username_taken``;
+                ``rate_limited`` (with ``retry_after``) when the server is too
+                busy checking passwords to take another.
         """
         self._call(calls.signup(username, password, first_name, last_name, phone))
 
@@ -104,7 +106,9 @@ class Client:
         """Log in; from now on this client receives events.
 
         Raises:
-            ChatError: ``bad_credentials`` for a wrong username or password.
+            ChatError: ``bad_credentials`` for a wrong username or password;
+                ``rate_limited`` (with ``retry_after``) after too many failed
+                logins, or when the server is too busy checking passwords.
         """
         return self._call(calls.login(username, password))
 
@@ -151,7 +155,8 @@ class Client:
                 since ids that sort by time cost the server least to keep.
 
         Raises:
-            ChatError: ``no_such_user``, ``blocked``, ``invalid`` (empty or oversized body).
+            ChatError: ``no_such_user``, ``blocked``, ``invalid`` (empty or oversized
+                body), ``rate_limited`` (with ``retry_after``) past the sending limit.
         """
         return self._call(calls.send(to, body, client_id))
 
@@ -172,7 +177,8 @@ class Client:
         """Create a room and join it.
 
         Raises:
-            ChatError: ``room_exists`` or ``invalid``.
+            ChatError: ``room_exists``, ``invalid``, ``missing_fields`` (an empty
+                name) or ``too_many_rooms``.
         """
         return self._call(calls.create_room(room))
 
