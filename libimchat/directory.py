@@ -308,12 +308,13 @@ class Directory:
         if key:
             self._batch_answers.append((key, answer))
 
-    def _checkpoint(self) -> tuple[int, int]:
-        return self.events_seq, len(self._journal)
+    def _checkpoint(self) -> tuple[int, int, int]:
+        return self.events_seq, len(self._journal), len(self._batch_answers)
 
-    def _recover(self, checkpoint: tuple[int, int]) -> None:
+    def _recover(self, checkpoint: tuple[int, int, int]) -> None:
         """Undo in memory what was done since the checkpoint, after its writes were rolled back."""
-        events_seq, journal_length = checkpoint
+        events_seq, journal_length, answers_length = checkpoint
+        del self._batch_answers[answers_length:]  # not done, so not to be answered again
         while len(self._journal) > journal_length:
             entry = self._journal.pop()
             if isinstance(entry, _Session):

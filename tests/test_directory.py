@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import msgpack
+import pytest
 
 from libimchat import Limits
 from libimchat import protocol as p
@@ -57,6 +58,27 @@ def test_a_login_whose_write_fails_leaves_no_session_and_announces_nothing(tmp_p
     reply, outcome = ask(d, b"peer", p.Login(rid=4, username="ali", password="pw"))
     assert isinstance(reply, p.SessionStarted)
     assert [type(e) for e in outcome.publications] == [p.PresenceChanged]
+
+
+def test_a_keyed_request_that_fails_after_answering_is_not_answered_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    d = directory(tmp_path / "chat.db")
+    signup(d, "ali")
+    ask(d, b"peer", p.Login(rid=2, username="ali", password="pw"))
+
+    def fails(*args: object) -> None:  # a bug after the room's answer was made
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(d, "_sync_other_clients", fails)
+    reply, _ = ask(d, b"peer", p.CreateRoom(rid=3, room="Lobby", key="create-lobby-1"))
+    assert isinstance(reply, p.Failure) and reply.code == "internal"
+    monkeypatch.undo()
+    # the resend is not told "created" for a room that was rolled back: it creates it
+    reply, _ = ask(d, b"peer", p.CreateRoom(rid=4, room="Lobby", key="create-lobby-1"))
+    assert isinstance(reply, p.RoomReply) and reply.rid == 4
+    rooms, _ = ask(d, b"peer", p.ListRooms(rid=5))
+    assert [room.name for room in rooms.rooms] == ["Lobby"]
 
 
 def test_resume_tokens_expire_when_unused(tmp_path: Path) -> None:
