@@ -161,12 +161,14 @@ class Server:
     def serve_forever(self) -> None:
         """Serve until :meth:`stop` is called from another thread, or Ctrl-C.
 
-        Starts the server first if :meth:`start` was not called.
+        Starts the server first if :meth:`start` was not called. Returns at once
+        if :meth:`stop` was called since (a SIGTERM handler, say, before this
+        call was reached): a stopped server is not started again.
 
         Raises:
             Exception: whatever stopped the server, if it was not asked to stop.
         """
-        if self._thread is None:
+        if self._thread is None and not self._stopping.is_set():
             self.start()
         try:
             while self._thread is not None and self._thread.is_alive():

@@ -83,6 +83,19 @@ def _server(data_dir: Path, port: int, pub_port: int) -> Server:
     ).start()
 
 
+def test_a_server_stopped_before_it_serves_forever_is_not_started_again(tmp_path: Path) -> None:
+    server = start_server(tmp_path / "data")
+    server.stop()  # as `imchat serve`'s SIGTERM handler does if the signal comes early
+    serving = threading.Thread(target=server.serve_forever)
+    serving.start()
+    serving.join(5.0)
+    try:
+        assert not serving.is_alive(), "serve_forever started the stopped server again"
+    finally:
+        server.stop()
+        serving.join(5.0)
+
+
 def test_a_restarted_server_keeps_everything_and_clients_go_on(tmp_path: Path) -> None:
     port, pub_port = free_port(), free_port()
     server = _server(tmp_path, port, pub_port)
