@@ -35,7 +35,7 @@ def serve(conn: Any, host: str, port: int, pub_port: int) -> None:
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     ctx = zmq.Context()
     # as our server does (server.py, _let_the_loop_finish_its_turn): libzmq's threads
-    # under SCHED_BATCH do not preempt the forwarding loop; the relay gains as much
+    # under SCHED_BATCH do not preempt the forwarding loop; the relay gains about as much
     ctx.set(zmq.THREAD_SCHED_POLICY, os.SCHED_BATCH)
     router = ctx.socket(zmq.ROUTER)
     publisher = ctx.socket(zmq.PUB)

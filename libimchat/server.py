@@ -323,10 +323,9 @@ def _let_the_loop_finish_its_turn(ctx: zmq.Context[zmq.Socket[bytes]]) -> None:
     policy the woken thread preempts the loop on a busy core, mid-batch; under
     ``SCHED_BATCH`` it does not preempt, and runs when the loop blocks (in a
     commit or in poll) or its slice ends, sending what has gathered with fewer
-    wake-ups: at peak its voluntary
-    switches fell from 1,500-3,100 to 650-870 a second, and 100 users' peak
-    rose by ~5% (docs/BENCH.md). The loop itself keeps the default policy, so
-    that a request wakes it at once.
+    wake-ups: at peak its voluntary switches fell from 1,500-3,100 to 650-870
+    a second, and 100 users' peak rose by ~5% (docs/BENCH.md). The loop itself
+    keeps the default policy, so that a request wakes it at once.
 
     libzmq aborts the process when it cannot set the policy it was given, so
     the policy is tried on this thread first (and put back).
