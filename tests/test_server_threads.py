@@ -33,7 +33,11 @@ def test_libzmqs_threads_run_under_sched_batch_and_the_loop_does_not(tmp_path: P
         policies = _policies(server.pid)
     finally:
         server.terminate()
-        server.wait(10)
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:  # never leave a server behind the test
+            server.kill()
+            raise
     libzmq = {name: found for name, found in policies.items() if name.startswith("ZMQbg/")}
     assert {"ZMQbg/IO/0", "ZMQbg/Reaper"} <= libzmq.keys(), policies
     assert all(found == {os.SCHED_BATCH} for found in libzmq.values()), policies
