@@ -146,10 +146,14 @@ def test_a_resent_signup_or_room_creation_gets_the_first_answer(tmp_path: Path) 
     refused, _ = ask(d, b"b", other_key)
     assert isinstance(refused, p.Failure) and refused.code == "username_taken"
     ask(d, b"b", p.Login(rid=11, username="ali", password="pw"))
-    created, _ = ask(d, b"b", p.CreateRoom(rid=12, room="Room1", key="r-1"))
+    ask(d, b"c", p.Login(rid=1, username="ali", password="pw"))  # ali's other client
+    created, first = ask(d, b"b", p.CreateRoom(rid=12, room="Room1", key="r-1"))
+    assert [type(r) for to, r in first.replies if to == b"c"] == [p.AccountState]
     resent, outcome = ask(d, b"b", p.CreateRoom(rid=13, room="Room1", key="r-1"))
     assert isinstance(resent, p.RoomReply) and resent.room == created.room
-    assert outcome.publications == []  # announced once
+    # announced once: no second RoomCreated, no second AccountState
+    assert outcome.publications == []
+    assert outcome.replies == [(b"b", resent)]
 
 
 def test_the_pub_socket_admits_the_subscriber_keys_of_live_sessions_only(tmp_path: Path) -> None:
