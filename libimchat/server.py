@@ -328,16 +328,23 @@ def _let_the_loop_finish_its_turn(ctx: zmq.Context[zmq.Socket[bytes]]) -> None:
     keeps the default policy, so that a request wakes it at once.
 
     libzmq aborts the process when it cannot set the policy it was given, so
-    the policy is tried on this thread first (and put back).
+    the policy is tried first on a thread that ends at once: the caller's own
+    policy is never touched.
     """
     policy = getattr(os, "SCHED_BATCH", None)
     if policy is None:
         return
-    try:
-        mine, param = os.sched_getscheduler(0), os.sched_getparam(0)
-        os.sched_setscheduler(0, policy, os.sched_param(0))
-        os.sched_setscheduler(0, mine, param)
-    except OSError:  # not allowed here (a sandbox, say): keep the default
+    allowed: list[bool] = []
+
+    def probe() -> None:
+        with contextlib.suppress(OSError):  # not allowed here (a sandbox, say)
+            os.sched_setscheduler(0, policy, os.sched_param(0))
+            allowed.append(True)
+
+    prober = threading.Thread(target=probe, name="libimchat-sched-probe")
+    prober.start()
+    prober.join()
+    if not allowed:
         log.info("libzmq's threads keep the default scheduling policy")
         return
     ctx.set(zmq.THREAD_SCHED_POLICY, policy)
