@@ -122,6 +122,12 @@ class Link:
         if self.refusal is not None:
             future.set_exception(self.refusal)
             return future
+        try:  # what MessagePack cannot carry fails here, in the caller's thread
+            p.encode(request)
+        except (TypeError, ValueError, OverflowError) as exc:
+            name = type(request).__name__
+            future.set_exception(ChatError("invalid", f"cannot send this {name}: {exc}"))
+            return future
         self._command("request", request, future)
         return future
 

@@ -159,3 +159,16 @@ def test_a_client_id_reused_for_another_message_is_refused(user) -> None:
         with pytest.raises(ChatError) as caught:
             ali.send(to, body, client_id="same")
         assert caught.value.code == "invalid"
+
+
+def test_what_messagepack_cannot_carry_is_refused_and_the_client_goes_on(user) -> None:
+    ali = user("ali")
+    user("sam")
+    # a lone surrogate: text decoded with surrogateescape (a file name, say)
+    with pytest.raises(ChatError) as refused:
+        ali.send("sam", "caf\udce9")
+    assert refused.value.code == "invalid"
+    with pytest.raises(ChatError) as refused:
+        ali.history("sam", limit=2**64)
+    assert refused.value.code == "invalid"
+    assert ali.send("sam", "café").body == "café"
