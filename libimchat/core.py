@@ -35,6 +35,8 @@ from .models import Event, EventKind, Message, User
 from .validation import name_key
 
 BACKFILL_PAGE = 200
+# our own requests given up on whose late replies are still taken (see ClientCore.tick)
+OVERDUE_KEPT = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +122,8 @@ class ClientCore:
         self.pending: dict[int, p.Request] = {}
         self._internal: dict[int, p.Request] = {}
         self._internal_sent: dict[int, float] = {}  # rid -> when (the clock of tick())
+        # given up on, yet answered if the reply comes late on the same connection
+        self._overdue: dict[int, p.Request] = {}
         self._now = 0.0
         self.user: User | None = None
         self.token: str | None = None
@@ -154,19 +158,27 @@ class ClientCore:
         flight then is lost, and its reply never comes. One of ours (a resume, a
         backfill) unanswered for a liveness window is forgotten, so that it is
         asked again when needed instead of blocking the stream forever.
+
+        A reply that was only slow (a resume while a restarted server takes
+        back thousands of clients) is still taken when it comes: the session
+        it starts is live on this connection.
         """
         self._now = now
         window = (self.heartbeat_interval or 1.0) * (self.heartbeat_liveness or 3)
         lost = [rid for rid, sent in self._internal_sent.items() if now - sent > window]
         for rid in lost:
-            self._stop_waiting(self._internal.pop(rid))
+            request = self._overdue[rid] = self._internal.pop(rid)
+            self._stop_waiting(request)
             del self._internal_sent[rid]
+        while len(self._overdue) > OVERDUE_KEPT:  # replies dropped on a live connection
+            del self._overdue[next(iter(self._overdue))]
 
     def connection_lost(self) -> list[Action]:
         """The connection is lost (silence, or libzmq saw it break): forget internal requests;
         keep the caller's for resending."""
         self._internal.clear()
         self._internal_sent.clear()
+        self._overdue.clear()  # their replies went to the connection that is gone
         for stream in self._streams():
             stream.fetching = False
         if not self.connected:
@@ -208,6 +220,8 @@ class ClientCore:
         if rid is not None and rid in self._internal:
             self._internal_sent.pop(rid, None)
             return self._internal_reply(self._internal.pop(rid), msg)  # type: ignore[arg-type]
+        if rid is not None and rid in self._overdue:
+            return self._internal_reply(self._overdue.pop(rid), msg)  # type: ignore[arg-type]
         if rid is not None and rid in self.pending:
             if self._session_lost(msg):
                 return self._resume()  # the request stays pending and is resent

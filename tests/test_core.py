@@ -176,6 +176,23 @@ def test_a_request_refused_for_a_lost_session_is_resent_after_resuming() -> None
     assert [(type(r), r.rid, r.client_id) for r in resent] == [(p.SendDirect, rid, "x")]
 
 
+def test_a_resume_answered_after_its_window_still_resumes_the_session() -> None:
+    # a restarted server taking back thousands of clients answers a resume late
+    core = ClientCore()
+    welcomed(core)
+    logged_in(core)
+    core.connection_lost()
+    core.tick(10.0)
+    actions = core.connection_made()
+    (resume,) = [r for r in sent(actions) if isinstance(r, p.Resume)]
+    rid, _ = core.request(p.SendDirect(rid=0, to="sam", body="hi", client_id="x"))
+    core.tick(10.0 + 3 * 1.0 + 0.5)  # past interval x liveness: given up on
+    started = core.received(session(resume.rid))
+    assert core.connected
+    assert [e.online for e in emitted(started) if e.kind == "connection"] == [True]
+    assert [(type(r), r.rid) for r in sent(started) if r.rid == rid] == [(p.SendDirect, rid)]
+
+
 def test_a_server_of_another_protocol_version_fails_every_call() -> None:
     core = ClientCore()
     (hello,) = sent(core.connection_made())
