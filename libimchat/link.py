@@ -13,6 +13,7 @@ also sidesteps cancelled-recv message loss and the Windows proactor loop.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import queue
@@ -97,6 +98,8 @@ class Link:
         self._wake_reader, self._wake_writer = socket.socketpair()
         self._wake_reader.setblocking(False)
         self._futures: dict[int, Future[p.Reply]] = {}
+        # requests the DEALER's queue had no room for, in order, sent as it drains
+        self._unsent: collections.deque[list[bytes]] = collections.deque()
         self._topics: set[bytes] = set()
         self._closing = False
         self._thread = threading.Thread(target=self._run, name="libimchat-link", daemon=True)
@@ -105,7 +108,7 @@ class Link:
         self._monitor: zmq.Socket[bytes] | None = None
         self._sub: zmq.Socket[bytes] | None = None
         self._heard = self._sent = 0.0
-        self._polled: tuple[zmq.Socket[bytes] | None, ...] = ()
+        self._polled: tuple[object, ...] = ()
         self._polling = zmq.Poller()
 
     # --- called from any thread
@@ -193,21 +196,31 @@ class Link:
             if self._monitor is not None and self._monitor in ready:
                 self._watch_connection(self._monitor)
             dealer = self._dealer
-            if dealer is not None and dealer in ready and self._drain(dealer, self.core.received):
+            if dealer is not None and ready.get(dealer, 0) & zmq.POLLOUT:
+                self._send_unsent(dealer)
+            if (
+                dealer is not None
+                and ready.get(dealer, 0) & zmq.POLLIN
+                and self._drain(dealer, self.core.received)
+            ):
                 self._heard, backoff = time.monotonic(), 1.0
             if self._sub is not None and self._sub in ready:
                 self._drain(self._sub, self.core.published)
 
     def _poller(self) -> zmq.Poller:
-        """A poller of the wake-up pipe and the current sockets, made anew only when they change."""
+        """A poller of the wake-up pipe and the current sockets, made anew only when they
+        change; it waits for room on the DEALER while requests wait for it."""
         sockets = (self._dealer, self._sub, self._monitor)
-        if self._polled != sockets:
-            self._polled = sockets
+        waiting = bool(self._unsent)
+        if self._polled != (*sockets, waiting):
+            self._polled = (*sockets, waiting)
             self._polling = zmq.Poller()
             self._polling.register(self._wake_reader, zmq.POLLIN)
             for sock in sockets:
                 if sock is not None:
                     self._polling.register(sock, zmq.POLLIN)
+            if self._dealer is not None and waiting:
+                self._polling.register(self._dealer, zmq.POLLIN | zmq.POLLOUT)
         return self._polling
 
     def _open_dealer(self) -> None:
@@ -226,6 +239,7 @@ class Link:
             self._dealer.close(linger=0)
             self._dealer = None
             self._handshakes = 0
+            self._unsent.clear()  # the core sends what is pending again on the next connection
 
     def _socket(self, kind: int) -> zmq.Socket[bytes]:
         sock = self._ctx.socket(kind)
@@ -380,11 +394,18 @@ class Link:
     def _transmit(self, request: p.Request) -> None:
         if self._dealer is None:
             return  # still pending in the core; resent after reconnecting
-        try:
-            self._dealer.send_multipart(p.encode(request), zmq.NOBLOCK)
+        self._unsent.append(p.encode(request))
+        self._send_unsent(self._dealer)
+
+    def _send_unsent(self, dealer: zmq.Socket[bytes]) -> None:
+        """Send what waits, in order, until the DEALER's queue is full (then poll for room)."""
+        while self._unsent:
+            try:
+                dealer.send_multipart(self._unsent[0], zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self._unsent.popleft()
             self._sent = time.monotonic()
-        except zmq.Again:
-            log.debug("send queue full; %s will be resent", type(request).__name__)
 
     def _close_subscriber(self) -> None:
         if self._sub is not None:

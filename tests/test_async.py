@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 
 import pytest
 
@@ -76,3 +77,19 @@ def test_async_timeout_when_no_server_answers() -> None:
             assert caught.value.code == "timeout"
 
     asyncio.run(scenario())
+
+
+def test_a_burst_larger_than_the_send_queue_is_all_sent(server: Server) -> None:
+    # 3,000 sends of 8,000 characters at once fill libzmq's send queue (1,000
+    # messages) and the kernel's buffers; what has no room waits its turn
+    async def scenario() -> None:
+        ali = await _user(server.url, "ali")
+        sam = await _user(server.url, "sam")
+        async with ali, sam:
+            bodies = [f"{i:04d}" + "x" * 7996 for i in range(3000)]
+            sent = await asyncio.gather(*(ali.send("sam", body) for body in bodies))
+            assert [m.body for m in sent] == bodies
+
+    asyncio.run(scenario())
+    db = sqlite3.connect(server.data_dir / "imchat.db")
+    assert db.execute("SELECT count(*) FROM messages").fetchone() == (3000,)
