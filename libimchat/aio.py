@@ -48,6 +48,8 @@ class AsyncClient:
         # None marks the end: aclose() puts it, and whoever takes it puts it back
         self._events: asyncio.Queue[Event | None] = asyncio.Queue()
         self._callbacks: dict[str, list[Callable[[Event], object]]] = {}
+        # coroutine callbacks under way: held, so that none is garbage-collected mid-run
+        self._running: set[asyncio.Future[object]] = set()
         self._link = Link(
             parse_url(url, server_key=server_key, insecure=insecure),
             emit=self._deliver_threadsafe,
@@ -166,15 +168,23 @@ class AsyncClient:
         for callback in callbacks:
             try:
                 outcome = callback(event)
-                if inspect.isawaitable(outcome):
-                    self._loop.create_task(outcome)  # type: ignore[arg-type]
             except Exception:
                 log.exception("a %r callback failed", event.kind)
+                continue
+            if inspect.isawaitable(outcome):
+                running = asyncio.ensure_future(outcome, loop=self._loop)
+                self._running.add(running)
+                running.add_done_callback(lambda done: self._callback_done(done, event.kind))
+
+    def _callback_done(self, done: asyncio.Future[object], kind: str) -> None:
+        self._running.discard(done)
+        if not done.cancelled() and (error := done.exception()) is not None:
+            log.error("a %r callback failed", kind, exc_info=error)
 
     # --- life cycle
 
     async def aclose(self) -> None:
-        """Log out (if logged in) and disconnect."""
+        """Log out (if logged in) and disconnect; coroutine callbacks under way are cancelled."""
         if self.user is not None:
             with contextlib.suppress(asyncio.TimeoutError, ChatError):
                 await asyncio.wait_for(
@@ -182,6 +192,10 @@ class AsyncClient:
                 )
         await asyncio.to_thread(self._link.close)
         self._events.put_nowait(None)
+        running = [future for future in self._running if future is not asyncio.current_task()]
+        for future in running:
+            future.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
 
     async def __aenter__(self) -> AsyncClient:
         return self

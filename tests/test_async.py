@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 
 import pytest
@@ -67,6 +68,41 @@ def test_async_callbacks_get_events_of_their_kind(server: Server) -> None:
             assert leftover is None or leftover.kind != "message"
 
     asyncio.run(scenario())
+
+
+def test_a_failing_coroutine_callback_is_logged_and_one_under_way_is_cancelled_at_close(
+    server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    started, cancelled = asyncio.Event(), []
+
+    async def scenario() -> None:
+        ali = await _user(server.url, "ali")
+        sam = await _user(server.url, "sam")
+
+        async def fails(event: Event) -> None:
+            raise ValueError("a bug in the application")
+
+        async def waits(event: Event) -> None:
+            started.set()
+            try:
+                await asyncio.sleep(60)
+            except asyncio.CancelledError:
+                cancelled.append(event.kind)
+                raise
+
+        sam.on("message", fails)
+        sam.on("message", waits)
+        async with ali:
+            await ali.send("sam", "hi")
+            await asyncio.wait_for(started.wait(), 5)
+            await sam.aclose()  # returns once the waiting callback is cancelled
+
+    with caplog.at_level(logging.ERROR, logger="libimchat.aio"):
+        asyncio.run(scenario())
+    assert cancelled == ["message"]
+    (failed,) = [r for r in caplog.records if r.name == "libimchat.aio"]
+    assert failed.getMessage() == "a 'message' callback failed"
+    assert failed.exc_info is not None and isinstance(failed.exc_info[1], ValueError)
 
 
 def test_async_timeout_when_no_server_answers() -> None:
