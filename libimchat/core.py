@@ -35,7 +35,7 @@ from .models import Event, EventKind, Message, User
 from .validation import name_key
 
 BACKFILL_PAGE = 200
-# our own requests given up on whose late replies are still taken (see ClientCore.tick)
+# requests given up on whose late replies are still taken (see ClientCore.tick, forget)
 OVERDUE_KEPT = 64
 
 
@@ -124,6 +124,9 @@ class ClientCore:
         self._internal_sent: dict[int, float] = {}  # rid -> when (the clock of tick())
         # given up on, yet answered if the reply comes late on the same connection
         self._overdue: dict[int, p.Request] = {}
+        # the caller's requests it stopped waiting for: a late reply still tells us
+        # what the server did (a block, a join), though nobody gets it
+        self._abandoned: dict[int, p.Request] = {}
         self._now = 0.0
         self.user: User | None = None
         self.token: str | None = None
@@ -170,8 +173,7 @@ class ClientCore:
             request = self._overdue[rid] = self._internal.pop(rid)
             self._stop_waiting(request)
             del self._internal_sent[rid]
-        while len(self._overdue) > OVERDUE_KEPT:  # replies dropped on a live connection
-            del self._overdue[next(iter(self._overdue))]
+        _keep_newest(self._overdue)
 
     def connection_lost(self) -> list[Action]:
         """The connection is lost (silence, or libzmq saw it break): forget internal requests;
@@ -179,6 +181,7 @@ class ClientCore:
         self._internal.clear()
         self._internal_sent.clear()
         self._overdue.clear()  # their replies went to the connection that is gone
+        self._abandoned.clear()
         for stream in self._streams():
             stream.fetching = False
         if not self.connected:
@@ -207,7 +210,10 @@ class ClientCore:
 
     def forget(self, rid: int) -> None:
         """The caller stopped waiting (timeout or cancellation)."""
-        self.pending.pop(rid, None)
+        request = self.pending.pop(rid, None)
+        if request is not None:
+            self._abandoned[rid] = request
+            _keep_newest(self._abandoned)
 
     def heartbeat(self) -> list[Action]:
         seen = self.inbox.last if self.inbox else 0
@@ -222,6 +228,8 @@ class ClientCore:
             return self._internal_reply(self._internal.pop(rid), msg)  # type: ignore[arg-type]
         if rid is not None and rid in self._overdue:
             return self._internal_reply(self._overdue.pop(rid), msg)  # type: ignore[arg-type]
+        if rid is not None and rid in self._abandoned:
+            return self._learn(self._abandoned.pop(rid), msg)  # type: ignore[arg-type]
         if rid is not None and rid in self.pending:
             if self._session_lost(msg):
                 return self._resume()  # the request stays pending and is resent
@@ -536,3 +544,10 @@ class ClientCore:
 
     def _streams(self) -> list[_Sequence]:
         return [*self.rooms.values(), self.events, *([self.inbox] if self.inbox else [])]
+
+
+def _keep_newest(given_up: dict[int, p.Request]) -> None:
+    """Forget the oldest requests given up on past :data:`OVERDUE_KEPT` (their replies
+    were dropped on a live connection, which is rare)."""
+    while len(given_up) > OVERDUE_KEPT:
+        del given_up[next(iter(given_up))]

@@ -14,7 +14,7 @@ from libimchat.core import (
     Subscribe,
     Transmit,
 )
-from libimchat.models import Message, User
+from libimchat.models import Message, Room, User
 
 ALI = User(id=1, username="ali", first_name="A", last_name="L", online=True)
 
@@ -191,6 +191,25 @@ def test_a_resume_answered_after_its_window_still_resumes_the_session() -> None:
     assert core.connected
     assert [e.online for e in emitted(started) if e.kind == "connection"] == [True]
     assert [(type(r), r.rid) for r in sent(started) if r.rid == rid] == [(p.SendDirect, rid)]
+
+
+def test_a_reply_after_the_caller_gave_up_still_tells_the_core_what_changed() -> None:
+    core = ClientCore()
+    logged_in(core, rooms={})
+    block, _ = core.request(p.Block(rid=0, username="Sam"))
+    join, _ = core.request(p.Join(rid=0, room="Room1"))
+    core.forget(block)  # the caller's timeouts
+    core.forget(join)
+    assert core.received(p.encode(p.Done(rid=block))) == []  # nobody to resolve
+    room = Room(name="Room1", created_by="sam", members=2, joined=True, last_seq=4)
+    core.received(p.encode(p.RoomReply(rid=join, room=room)))
+    assert core.blocked == {"sam"} and core.rooms["room1"].last == 4
+    # so the room's posts are shown, but not the blocked user's
+    shown = [
+        *emitted(core.published(p.publication(p.RoomPost(message=message(5, sender="max"))))),
+        *emitted(core.published(p.publication(p.RoomPost(message=message(6, sender="sam"))))),
+    ]
+    assert [e.message.seq for e in shown] == [5]
 
 
 def test_a_server_of_another_protocol_version_fails_every_call() -> None:
