@@ -26,12 +26,22 @@ class Address:
     server_key: bytes | None
 
     def endpoint(self, port: int | None = None) -> str:
-        return f"tcp://{self.host}:{port or self.port}"
+        return tcp_endpoint(self.host, port or self.port)
 
 
 def server_url(host: str, port: int, server_key: bytes | None) -> str:
     """The one string a client needs: ``tcp://host:port#key`` (no ``#key`` when insecure)."""
-    return f"tcp://{host}:{port}" + (f"#{server_key.decode()}" if server_key else "")
+    return tcp_endpoint(host, port) + (f"#{server_key.decode()}" if server_key else "")
+
+
+def tcp_endpoint(host: str, port: int | str) -> str:
+    """``tcp://host:port`` for libzmq, an IPv6 address in brackets (``tcp://[::1]:5555``)."""
+    return f"tcp://[{host}]:{port}" if is_ipv6(host) else f"tcp://{host}:{port}"
+
+
+def is_ipv6(host: str) -> bool:
+    """Whether a host is an IPv6 address (a socket must then be told ``zmq.IPV6``)."""
+    return ":" in host
 
 
 def parse_url(
@@ -48,11 +58,11 @@ def parse_url(
             ``insecure``; ``handshake_failed`` when no key is found anywhere.
     """
     location, _, url_key = url.partition("#")
-    parts = urlsplit(location)
     try:
+        parts = urlsplit(location)
         port = parts.port
-    except ValueError:
-        port = None
+    except ValueError:  # a bad port, or an unclosed bracket of an IPv6 address
+        parts, port = urlsplit(""), None
     if parts.scheme != "tcp" or not parts.hostname or not port or parts.path or parts.query:
         raise ChatError("invalid", f"a server URL looks like tcp://host:port[#key], not {url!r}")
     given = server_key or url_key or None

@@ -28,7 +28,7 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from . import protocol as p
-from .address import Address
+from .address import Address, is_ipv6
 from .core import (
     Action,
     ClientCore,
@@ -245,6 +245,8 @@ class Link:
         sock = self._ctx.socket(kind)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME)
+        if is_ipv6(self.address.host):
+            sock.setsockopt(zmq.IPV6, 1)
         if self._keypair is not None and self.address.server_key is not None:
             sock.setsockopt(zmq.CURVE_SERVERKEY, self.address.server_key)
             sock.setsockopt(zmq.CURVE_PUBLICKEY, self._keypair[0])

@@ -30,7 +30,7 @@ import zmq
 
 from . import protocol as p
 from . import zap
-from .address import server_url
+from .address import is_ipv6, server_url, tcp_endpoint
 from .directory import HEARTBEATS_PER_SECOND, SESSION_TTL, Directory, Outcome
 from .keys import default_data_dir, server_keypair
 from .limits import Limits
@@ -255,7 +255,9 @@ class Server:
             store.close()
 
     def _bind(self, sock: zmq.Socket[bytes], port: int) -> int:
-        sock.bind(f"tcp://{self.host}:{port or '*'}")
+        if is_ipv6(self.host):
+            sock.setsockopt(zmq.IPV6, 1)
+        sock.bind(tcp_endpoint(self.host, port or "*"))
         endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
         return int(endpoint.rsplit(":", 1)[1])
 

@@ -30,11 +30,31 @@ def test_every_error_code_the_server_can_send_is_documented() -> None:
     assert used <= set(CODES), used - set(CODES)
 
 
-@pytest.mark.parametrize("url", ["", "http://x:1", "tcp://host", "tcp://:5555", "tcp://h:port"])
+@pytest.mark.parametrize(
+    "url", ["", "http://x:1", "tcp://host", "tcp://:5555", "tcp://h:port", "tcp://[::1:5555"]
+)
 def test_a_malformed_url_is_a_clear_error(url: str) -> None:
     with pytest.raises(ChatError) as caught:
         Client(url)
     assert caught.value.code == "invalid"
+
+
+def test_a_server_on_an_ipv6_address_gives_a_url_its_clients_connect_with(tmp_path: Path) -> None:
+    with Server(tmp_path, host="::1", password_profile="fast") as server:
+        assert server.url.startswith(f"tcp://[::1]:{server.port}#")
+        with Client(server.url, timeout=5) as ali, Client(server.url, timeout=5) as sam:
+            signup(ali, "ali")
+            signup(sam, "sam")
+            ali.login("ali", "pw")
+            sam.login("sam", "pw")
+            ali.create_room("Room1")
+            sam.join("Room1")
+            sent = [ali.send("sam", "over IPv6"), ali.send_room("Room1", "on its PUB socket too")]
+            got = []
+            while len(got) < 2 and (event := sam.next_event(timeout=5)) is not None:
+                if event.kind in ("message", "room_message"):  # presence comes too
+                    got.append(event.message)
+            assert got == sent
 
 
 def test_a_call_without_a_server_times_out_with_a_chat_error() -> None:
