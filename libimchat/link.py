@@ -280,6 +280,7 @@ class Link:
                 # closing it here made a 500-client restart slower (1.5-1.9 s, not
                 # 0.8-1.0), though a restarted server refuses it until we resume
                 if self._handshakes:
+                    self._unsent.clear()  # the core sends what is pending again
                     self._do(self.core.connection_lost())
                 continue
             if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
@@ -287,6 +288,7 @@ class Link:
                 self._handshakes += 1
                 if self._handshakes > 1:
                     self._heard = time.monotonic()  # silence while away is no reason to give up
+                    self._unsent.clear()
                     self._do(self.core.connection_lost())  # nothing new if told already
                     self._do(self.core.connection_made())
                 continue
