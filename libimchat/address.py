@@ -58,13 +58,14 @@ def parse_url(
             ``insecure``; ``handshake_failed`` when no key is found anywhere.
     """
     location, _, url_key = url.partition("#")
+    malformed = ChatError("invalid", f"a server URL looks like tcp://host:port[#key], not {url!r}")
     try:
         parts = urlsplit(location)
         port = parts.port
     except ValueError:  # a bad port, or an unclosed bracket of an IPv6 address
-        parts, port = urlsplit(""), None
+        raise malformed from None
     if parts.scheme != "tcp" or not parts.hostname or not port or parts.path or parts.query:
-        raise ChatError("invalid", f"a server URL looks like tcp://host:port[#key], not {url!r}")
+        raise malformed
     given = server_key or url_key or None
     if insecure:
         if given:
