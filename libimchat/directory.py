@@ -285,7 +285,7 @@ class Directory:
                     if rid is not None:
                         rids.append((peer, rid))
         except Exception:
-            log.exception("commit failed; answering the batch with failures")
+            log.exception("the batch failed; answering each of its requests with internal")
             self._recover(checkpoint)
             failed = Outcome()
             for peer, rid in rids:
@@ -447,6 +447,8 @@ class Directory:
             )
             outcome.replies.append((peer, failure))
         except Exception:
+            if not self.store.in_batch:  # SQLite undid the whole batch: so do we, all of it
+                raise
             log.exception("request %s failed", type(request).__name__)
             del outcome.replies[mark[0] :], outcome.publications[mark[1] :]
             self._recover(checkpoint)  # its writes were rolled back; rebuild memory to match

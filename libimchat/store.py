@@ -204,6 +204,12 @@ class Store:
         with self.db.atomic():
             yield
 
+    @property
+    def in_batch(self) -> bool:
+        """Whether the batch's transaction is still open: SQLite rolls all of it back
+        by itself on some errors (a full disk or an I/O error in a one-row insert)."""
+        return self.db.conn.in_transaction
+
     def checkpoint(self) -> None:
         """With background checkpoints, copy the end of the write-ahead log if it is
         due to restart (see :meth:`Checkpointer.after_commit`); else nothing.

@@ -81,6 +81,36 @@ def test_a_keyed_request_that_fails_after_answering_is_not_answered_again(
     assert [room.name for room in rooms.rooms] == ["Lobby"]
 
 
+def test_when_sqlite_rolls_the_whole_batch_back_no_request_of_it_is_acknowledged(
+    tmp_path: Path,
+) -> None:
+    d = directory(tmp_path / "chat.db")
+    signup(d, "ali")
+    signup(d, "sam")
+    ask(d, b"a", p.Login(rid=1, username="ali", password="pw"))
+    ask(d, b"s", p.Login(rid=1, username="sam", password="pw"))
+    ask(d, b"a", p.SendDirect(rid=1, to="sam", body="hello", client_id="c-0"))
+    sends = [
+        p.SendDirect(rid=2, to="sam", body="first", client_id="c-1"),
+        p.SendDirect(rid=3, to="sam", body="x" * 8000, client_id="c-2"),  # needs new pages
+        p.SendDirect(rid=4, to="sam", body="third", client_id="c-3"),
+    ]
+    # a full disk: SQLite refuses the second insert and, since a one-row insert keeps
+    # no statement journal, rolls the whole transaction back, the first insert with it
+    pages = d.store.db.execute("PRAGMA page_count").fetchone()[0]
+    d.store.db.execute(f"PRAGMA max_page_count={pages}")
+    outcome = d.handle_batch([(b"a", p.encode(send)) for send in sends], 100.0)
+    stored = sqlite3.connect(tmp_path / "chat.db").execute("SELECT client_id FROM messages")
+    acknowledged = [r.message.client_id for _, r in outcome.replies if isinstance(r, p.Sent)]
+    assert acknowledged == [] and [row[0] for row in stored.fetchall()] == ["c-0"]
+    assert {r.code for _, r in outcome.replies if isinstance(r, p.Failure)} == {"internal"}
+    # the disk has room again: the resends are stored once each, numbered on from 1
+    d.store.db.execute("PRAGMA max_page_count=1073741823")
+    outcome = d.handle_batch([(b"a", p.encode(send)) for send in sends], 101.0)
+    sent = [r.message for _, r in outcome.replies if isinstance(r, p.Sent)]
+    assert [(m.client_id, m.seq) for m in sent] == [("c-1", 2), ("c-2", 3), ("c-3", 4)]
+
+
 def test_resume_tokens_expire_when_unused(tmp_path: Path) -> None:
     d = directory(tmp_path / "chat.db")
     signup(d, "ali")
