@@ -291,7 +291,10 @@ class Server:
                     self._send(directory.handle_batch(batch, now), router, publisher)
                     self._passwords.forget_kept()
                 if time.monotonic() >= next_expiry:
-                    self._send(directory.expire(time.time()), router, publisher)
+                    try:
+                        self._send(directory.expire(time.time()), router, publisher)
+                    except Exception:  # a failed write (a full disk): they end at the next try
+                        log.exception("ending silent sessions failed")
                     next_expiry = time.monotonic() + self.heartbeat_interval
                 store.checkpoint()  # after the sends: no reply waits for it
                 if time.monotonic() >= next_cleanup:

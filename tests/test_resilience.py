@@ -72,6 +72,38 @@ def test_a_killed_client_process_goes_offline_for_others(user, server: Server) -
         ghost.wait()
 
 
+def test_a_write_that_fails_while_sessions_expire_does_not_stop_the_server(
+    user, server: Server
+) -> None:
+    ali = user("ali")
+    signup(ali, "ghost")
+    ghost = subprocess.Popen(
+        [sys.executable, "-c", CLIENT_SCRIPT, server.url, "ghost"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    blocker = sqlite3.connect(server.data_dir / "imchat.db")
+    try:
+        assert ghost.stdout is not None and ghost.stdout.readline() == "logged in\n"
+        wait_for(ali, lambda e: e.kind == "presence" and e.username == "ghost" and e.online)
+        assert server._directory is not None
+        server._directory.store.db.execute("PRAGMA busy_timeout=50")  # fail fast, not in 5 s
+        blocker.execute("BEGIN IMMEDIATE")  # the server's writes fail while this is held
+        ghost.send_signal(signal.SIGKILL)
+        ghost.wait()
+        time.sleep(HEARTBEAT * LIVENESS * 4)  # ghost's session is due to end, and cannot
+        assert server.failure is None and server._thread is not None
+        assert server._thread.is_alive()
+        blocker.rollback()
+        event = wait_for(ali, lambda e: e.kind == "presence" and e.username == "ghost", 5.0)
+        assert event.online is False
+    finally:
+        blocker.close()
+        ghost.kill()
+        ghost.wait()
+
+
 def _server(data_dir: Path, port: int, pub_port: int) -> Server:
     return Server(
         data_dir,
