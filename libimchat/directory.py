@@ -466,13 +466,13 @@ class Directory:
     def _account_named(self, username: str) -> _Account:
         user_id = self.account_by_key.get(v.name_key(username))
         if user_id is None:
-            raise ChatError("no_such_user", f"no user is called {username!r}")
+            raise ChatError("no_such_user", f"no user is called {v.shown(username)}")
         return self.accounts[user_id]
 
     def _room_named(self, room: str) -> _Room:
         room_id = self.room_by_key.get(v.name_key(room))
         if room_id is None:
-            raise ChatError("no_such_room", f"no room is called {room!r}")
+            raise ChatError("no_such_room", f"no room is called {v.shown(room)}")
         return self.rooms[room_id]
 
     def _refuse_look_alike(self, username: str, shape: str, own: str | None = None) -> None:

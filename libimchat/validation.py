@@ -93,3 +93,9 @@ def require(**fields: str) -> None:
     missing = [name for name, value in fields.items() if not value.strip()]
     if missing:
         raise ChatError("missing_fields", "required: " + ", ".join(missing))
+
+
+def shown(name: str) -> str:
+    """A name a client sent, quoted for an error message: cut to :data:`MAX_NAME`
+    characters, so that a refusal never grows with what was sent."""
+    return repr(name) if len(name) <= MAX_NAME else repr(name[:MAX_NAME]) + "..."

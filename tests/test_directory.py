@@ -111,6 +111,21 @@ def test_when_sqlite_rolls_the_whole_batch_back_no_request_of_it_is_acknowledged
     assert [(m.client_id, m.seq) for m in sent] == [("c-1", 2), ("c-2", 3), ("c-3", 4)]
 
 
+def test_a_refusal_never_grows_with_the_name_it_refuses(tmp_path: Path) -> None:
+    d = directory(tmp_path / "chat.db")
+    signup(d, "ali")
+    ask(d, b"a", p.Login(rid=1, username="ali", password="pw"))
+    huge = "\x01" * 500_000  # repr() would make it four times longer
+    for request in (
+        p.SendDirect(rid=2, to=huge, body="hi", client_id="c-1"),
+        p.Join(rid=3, room=huge),
+        p.History(rid=4, peer=huge, limit=10),
+    ):
+        reply, _ = ask(d, b"a", request)
+        assert isinstance(reply, p.Failure) and reply.code in ("no_such_user", "no_such_room")
+        assert len(p.encode(reply)[0]) < 400
+
+
 def test_resume_tokens_expire_when_unused(tmp_path: Path) -> None:
     d = directory(tmp_path / "chat.db")
     signup(d, "ali")
