@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import socket
 import sqlite3
@@ -50,8 +51,9 @@ sys.stdin.read()
 """
 
 
-def test_a_killed_client_process_goes_offline_for_others(user, server: Server) -> None:
-    ali = user("ali")
+@contextlib.contextmanager
+def ghost_process(ali, server: Server) -> Iterator[subprocess.Popen[str]]:  # type: ignore[no-untyped-def]
+    """A client process logged in as ghost, whom ali has seen come online; killed at the end."""
     signup(ali, "ghost")
     ghost = subprocess.Popen(
         [sys.executable, "-c", CLIENT_SCRIPT, server.url, "ghost"],
@@ -62,31 +64,28 @@ def test_a_killed_client_process_goes_offline_for_others(user, server: Server) -
     try:
         assert ghost.stdout is not None and ghost.stdout.readline() == "logged in\n"
         wait_for(ali, lambda e: e.kind == "presence" and e.username == "ghost" and e.online)
+        yield ghost
+    finally:
+        ghost.kill()
+        ghost.wait()
+
+
+def test_a_killed_client_process_goes_offline_for_others(user, server: Server) -> None:
+    ali = user("ali")
+    with ghost_process(ali, server) as ghost:
         ghost.send_signal(signal.SIGKILL)
         ghost.wait()
         event = wait_for(ali, lambda e: e.kind == "presence" and e.username == "ghost", 5.0)
         assert event.online is False
         assert {u.username: u.online for u in ali.users()}["ghost"] is False
-    finally:
-        ghost.kill()
-        ghost.wait()
 
 
 def test_a_write_that_fails_while_sessions_expire_does_not_stop_the_server(
     user, server: Server
 ) -> None:
     ali = user("ali")
-    signup(ali, "ghost")
-    ghost = subprocess.Popen(
-        [sys.executable, "-c", CLIENT_SCRIPT, server.url, "ghost"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
     blocker = sqlite3.connect(server.data_dir / "imchat.db")
-    try:
-        assert ghost.stdout is not None and ghost.stdout.readline() == "logged in\n"
-        wait_for(ali, lambda e: e.kind == "presence" and e.username == "ghost" and e.online)
+    with ghost_process(ali, server) as ghost, contextlib.closing(blocker):
         assert server._directory is not None
         server._directory.store.db.execute("PRAGMA busy_timeout=50")  # fail fast, not in 5 s
         blocker.execute("BEGIN IMMEDIATE")  # the server's writes fail while this is held
@@ -98,10 +97,6 @@ def test_a_write_that_fails_while_sessions_expire_does_not_stop_the_server(
         blocker.rollback()
         event = wait_for(ali, lambda e: e.kind == "presence" and e.username == "ghost", 5.0)
         assert event.online is False
-    finally:
-        blocker.close()
-        ghost.kill()
-        ghost.wait()
 
 
 def _server(data_dir: Path, port: int, pub_port: int) -> Server:
