@@ -88,7 +88,12 @@ class AsyncClient:
         await self._call(calls.logout())
 
     async def users(self) -> list[User]:
-        return await self._call(calls.users())
+        users: list[User] = []
+        more = True
+        while more:
+            page, more = await self._call(calls.users(users[-1].username if users else ""))
+            users += page
+        return users
 
     async def rename(self, username: str) -> User:
         return await self._call(calls.rename(username))
@@ -114,7 +119,12 @@ class AsyncClient:
         return await self._call(calls.create_room(room))
 
     async def rooms(self) -> list[Room]:
-        return await self._call(calls.rooms())
+        rooms: list[Room] = []
+        more = True
+        while more:
+            page, more = await self._call(calls.rooms(rooms[-1].name if rooms else ""))
+            rooms += page
+        return rooms
 
     async def join(self, room: str) -> Room:
         return await self._call(calls.join(room))

@@ -52,8 +52,9 @@ def logout() -> Call[None]:
     return p.Logout(rid=0), _nothing
 
 
-def users() -> Call[list[User]]:
-    return p.ListUsers(rid=0), lambda r: list(r.users)
+def users(after: str = "") -> Call[tuple[list[User], bool]]:
+    """A page of users from the one after ``after``; whether more follow."""
+    return p.ListUsers(rid=0, after=after), lambda r: (list(r.users), r.more)
 
 
 def send(to: str, body: str, client_id: str | None) -> Call[Message]:
@@ -79,8 +80,9 @@ def create_room(room: str) -> Call[Room]:
     return p.CreateRoom(rid=0, room=room, key=uuid.uuid4().hex), lambda r: r.room
 
 
-def rooms() -> Call[list[Room]]:
-    return p.ListRooms(rid=0), lambda r: list(r.rooms)
+def rooms(after: str = "") -> Call[tuple[list[Room], bool]]:
+    """A page of rooms from the one after ``after``; whether more follow."""
+    return p.ListRooms(rid=0, after=after), lambda r: (list(r.rooms), r.more)
 
 
 def join(room: str) -> Call[Room]:

@@ -116,8 +116,13 @@ class Client:
         self._call(calls.logout())
 
     def users(self) -> list[User]:
-        """Every registered user, with ``.online``."""
-        return self._call(calls.users())
+        """Every registered user, with ``.online`` (asked for 1,000 at a time)."""
+        users: list[User] = []
+        more = True
+        while more:
+            page, more = self._call(calls.users(users[-1].username if users else ""))
+            users += page
+        return users
 
     def rename(self, username: str) -> User:
         """Change your username, for everyone and in all history.
@@ -183,7 +188,13 @@ class Client:
         return self._call(calls.create_room(room))
 
     def rooms(self) -> list[Room]:
-        return self._call(calls.rooms())
+        """Every room, with whether you are in it (asked for 1,000 at a time)."""
+        rooms: list[Room] = []
+        more = True
+        while more:
+            page, more = self._call(calls.rooms(rooms[-1].name if rooms else ""))
+            rooms += page
+        return rooms
 
     def join(self, room: str) -> Room:
         """Join a room: its messages arrive as ``room_message`` events from now on."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import heapq
 import logging
 import math
 import secrets
@@ -27,7 +28,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from . import protocol as p
 from . import validation as v
@@ -46,6 +47,9 @@ log = logging.getLogger(__name__)
 # reloads memory to match. A savepoint costs two statements more per message.
 _UNGUARDED: frozenset[type] = frozenset((p.SendDirect, p.SendRoom))
 MAX_PAGE = 500
+# users or rooms in a UserList or RoomList: 1,000 of the longest names and
+# profiles still fit the clients' 1 MiB frames
+LIST_PAGE = 1000
 # a page must fit in the clients' 1 MiB frames: a body of 8,000 characters is
 # up to 32 KB, so 200 of them would not; the rest goes in the next page
 PAGE_BYTES = 512 * 1024
@@ -725,8 +729,12 @@ class Directory:
 
     def _list_users(self, peer: bytes, req: p.ListUsers, now: float, out: Outcome) -> None:
         self._session(peer)
-        accounts = sorted(self.accounts.values(), key=lambda a: a.key)
-        out.replies.append((peer, p.UserList(rid=req.rid, users=tuple(map(self._user, accounts)))))
+        after = v.name_key(req.after) if req.after else ""
+        accounts = _first_page(a for a in self.accounts.values() if a.key > after)
+        users = tuple(map(self._user, accounts[:LIST_PAGE]))
+        out.replies.append(
+            (peer, p.UserList(rid=req.rid, users=users, more=len(accounts) > LIST_PAGE))
+        )
 
     def _rename(self, peer: bytes, req: p.Rename, now: float, out: Outcome) -> None:
         account = self.accounts[self._session(peer).user_id]
@@ -1054,10 +1062,10 @@ class Directory:
 
     def _list_rooms(self, peer: bytes, req: p.ListRooms, now: float, out: Outcome) -> None:
         me = self.accounts[self._session(peer).user_id]
-        rooms = sorted(self.rooms.values(), key=lambda r: r.key)
-        out.replies.append(
-            (peer, p.RoomList(rid=req.rid, rooms=tuple(self._room(r, me) for r in rooms)))
-        )
+        after = v.name_key(req.after) if req.after else ""
+        rooms = _first_page(r for r in self.rooms.values() if r.key > after)
+        page = tuple(self._room(r, me) for r in rooms[:LIST_PAGE])
+        out.replies.append((peer, p.RoomList(rid=req.rid, rooms=page, more=len(rooms) > LIST_PAGE)))
 
     def _join(self, peer: bytes, req: p.Join, now: float, out: Outcome) -> None:
         me = self.accounts[self._session(peer).user_id]
@@ -1104,3 +1112,11 @@ class Directory:
         invited = p.Invited(room=room.name, sender=me.username)
         for target in self.online.get(guest.id, set()):
             out.replies.append((target, invited))
+
+
+_Named = TypeVar("_Named", _Account, _Room)
+
+
+def _first_page(named: Iterable[_Named]) -> list[_Named]:
+    """The first :data:`LIST_PAGE` + 1 by name key, in order (one more tells that more follow)."""
+    return heapq.nsmallest(LIST_PAGE + 1, named, key=lambda item: item.key)

@@ -102,6 +102,7 @@ class Ping:
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ListUsers:
     rid: int
+    after: str = ""  # from the first user whose name sorts after this one ("": from the first)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -162,6 +163,7 @@ class CreateRoom:
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ListRooms:
     rid: int
+    after: str = ""  # from the first room whose name sorts after this one ("": from the first)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -265,6 +267,7 @@ class Profile:
 class UserList:
     rid: int
     users: tuple[User, ...]
+    more: bool = False  # more users follow: ask again with after= the last one's name
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -300,6 +303,7 @@ class RoomReply:
 class RoomList:
     rid: int
     rooms: tuple[Room, ...]
+    more: bool = False  # more rooms follow: ask again with after= the last one's name
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

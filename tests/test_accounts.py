@@ -123,6 +123,19 @@ def test_users_lists_everyone_with_presence(user, connect) -> None:
     assert listed == {"ali": True, "sam": False}
 
 
+def test_users_and_rooms_come_whole_however_many_pages_they_take(
+    user, connect, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("libimchat.directory.LIST_PAGE", 2)  # the server's, in this process
+    ali = user("ali")
+    for name in ("sam", "Bea", "zed", "Kim"):
+        signup(connect(), name)
+    for room in ("Lobby", "art", "Zoo", "music", "b"):
+        ali.create_room(room)
+    assert [u.username for u in ali.users()] == ["ali", "Bea", "Kim", "sam", "zed"]
+    assert [r.name for r in ali.rooms()] == ["art", "b", "Lobby", "music", "Zoo"]
+
+
 def test_presence_events_on_login_and_logout(user, connect) -> None:
     ali = user("ali")
     sam_client = connect()

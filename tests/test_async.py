@@ -49,6 +49,23 @@ def test_async_direct_and_room_messages(server: Server) -> None:
     asyncio.run(scenario())
 
 
+def test_async_users_and_rooms_come_whole_across_pages(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("libimchat.directory.LIST_PAGE", 1)  # the server's, in this process
+
+    async def scenario() -> None:
+        ali = await _user(server.url, "ali")
+        sam = await _user(server.url, "sam")
+        async with ali, sam:
+            await ali.create_room("Room2")
+            await ali.create_room("Room1")
+            assert [u.username for u in await sam.users()] == ["ali", "sam"]
+            assert [r.name for r in await sam.rooms()] == ["Room1", "Room2"]
+
+    asyncio.run(scenario())
+
+
 def test_async_callbacks_get_events_of_their_kind(server: Server) -> None:
     async def scenario() -> None:
         ali = await _user(server.url, "ali")

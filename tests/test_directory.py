@@ -126,6 +126,28 @@ def test_a_refusal_never_grows_with_the_name_it_refuses(tmp_path: Path) -> None:
         assert len(p.encode(reply)[0]) < 400
 
 
+def test_users_and_rooms_are_listed_a_page_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("libimchat.directory.LIST_PAGE", 2)
+    d = directory(tmp_path / "chat.db")
+    for name in ("eve", "Bob", "dan", "ali", "Cat"):
+        signup(d, name)
+    ask(d, b"a", p.Login(rid=1, username="ali", password="pw"))
+    for room in ("R3", "r1", "R2"):
+        ask(d, b"a", p.CreateRoom(rid=2, room=room))
+    pages, after, more = [], "", True
+    while more:
+        page, _ = ask(d, b"a", p.ListUsers(rid=3, after=after))
+        pages.append([u.username for u in page.users])
+        after, more = pages[-1][-1].upper(), page.more  # any spelling of the name will do
+    assert pages == [["ali", "Bob"], ["Cat", "dan"], ["eve"]]
+    first, _ = ask(d, b"a", p.ListRooms(rid=4))
+    rest, _ = ask(d, b"a", p.ListRooms(rid=5, after=first.rooms[-1].name))
+    assert [[r.name for r in first.rooms], first.more] == [["r1", "R2"], True]
+    assert [[r.name for r in rest.rooms], rest.more] == [["R3"], False]
+
+
 def test_resume_tokens_expire_when_unused(tmp_path: Path) -> None:
     d = directory(tmp_path / "chat.db")
     signup(d, "ali")
