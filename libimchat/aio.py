@@ -72,6 +72,14 @@ class AsyncClient:
             raise
         return calls.result(reply, read)
 
+    async def _every(self, pages: calls.Pages[T], name: Callable[[T], str]) -> list[T]:
+        items: list[T] = []
+        more = True
+        while more:
+            page, more = await self._call(pages(name(items[-1]) if items else ""))
+            items += page
+        return items
+
     @property
     def user(self) -> User | None:
         return self._link.core.user
@@ -88,12 +96,7 @@ class AsyncClient:
         await self._call(calls.logout())
 
     async def users(self) -> list[User]:
-        users: list[User] = []
-        more = True
-        while more:
-            page, more = await self._call(calls.users(users[-1].username if users else ""))
-            users += page
-        return users
+        return await self._every(calls.users, lambda user: user.username)
 
     async def rename(self, username: str) -> User:
         return await self._call(calls.rename(username))
@@ -119,12 +122,7 @@ class AsyncClient:
         return await self._call(calls.create_room(room))
 
     async def rooms(self) -> list[Room]:
-        rooms: list[Room] = []
-        more = True
-        while more:
-            page, more = await self._call(calls.rooms(rooms[-1].name if rooms else ""))
-            rooms += page
-        return rooms
+        return await self._every(calls.rooms, lambda room: room.name)
 
     async def join(self, room: str) -> Room:
         return await self._call(calls.join(room))

@@ -17,6 +17,8 @@ from .models import Message, Room, User
 
 T = TypeVar("T")
 Call = tuple[p.Request, Callable[[Any], T]]
+# a paged list's call for the page after the item of this name: (the page, whether more follow)
+Pages = Callable[[str], Call[tuple[list[T], bool]]]
 DEFAULT_PAGE = 50
 
 

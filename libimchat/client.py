@@ -83,6 +83,15 @@ class Client:
             raise ChatTimeout(f"the server did not answer within {self.timeout:g} s") from None
         return calls.result(reply, read)
 
+    def _every(self, pages: calls.Pages[T], name: Callable[[T], str]) -> list[T]:
+        """All of a paged list: the next page after the last item, while more follow."""
+        items: list[T] = []
+        more = True
+        while more:
+            page, more = self._call(pages(name(items[-1]) if items else ""))
+            items += page
+        return items
+
     # --- accounts and presence
 
     @property
@@ -117,12 +126,7 @@ class Client:
 
     def users(self) -> list[User]:
         """Every registered user, with ``.online`` (asked for 1,000 at a time)."""
-        users: list[User] = []
-        more = True
-        while more:
-            page, more = self._call(calls.users(users[-1].username if users else ""))
-            users += page
-        return users
+        return self._every(calls.users, lambda user: user.username)
 
     def rename(self, username: str) -> User:
         """Change your username, for everyone and in all history.
@@ -189,12 +193,7 @@ class Client:
 
     def rooms(self) -> list[Room]:
         """Every room, with whether you are in it (asked for 1,000 at a time)."""
-        rooms: list[Room] = []
-        more = True
-        while more:
-            page, more = self._call(calls.rooms(rooms[-1].name if rooms else ""))
-            rooms += page
-        return rooms
+        return self._every(calls.rooms, lambda room: room.name)
 
     def join(self, room: str) -> Room:
         """Join a room: its messages arrive as ``room_message`` events from now on."""
