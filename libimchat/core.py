@@ -479,8 +479,8 @@ class ClientCore:
         messages = page.messages
         if isinstance(request, p.Inbox) and self.inbox is not None:
             self.inbox.fetching = False
-            for message in messages:
-                actions += self._direct_message(message)
+            for message in messages:  # all to us, whatever name we have here
+                actions += self._inbox_message(message)
             if page.more or len(messages) == request.limit:
                 actions += self._fetch_inbox()
         elif isinstance(request, p.RoomHistory) and request.room in self.rooms:
@@ -494,11 +494,20 @@ class ClientCore:
     # --- ordered delivery
 
     def _direct_message(self, message: Message) -> list[Action]:
+        """A ``Delivery``: to us, or a copy of what we sent from another client of ours."""
         if self.user is None or self.inbox is None:
             return []
-        if name_key(message.recipient or "") != name_key(self.user.username):
-            # a copy of what we sent from another client of ours
+        me = name_key(self.user.username)
+        if name_key(message.recipient or "") == me:
+            return self._inbox_message(message)
+        if name_key(message.sender) == me:
             return [Emit(Event(kind="message", message=message))]
+        # neither name is ours: another client of ours renamed us, and the Renamed
+        # event is on its way; the inbox has the message in order if it is to us
+        return self._fetch_inbox()
+
+    def _inbox_message(self, message: Message) -> list[Action]:
+        assert self.inbox is not None
         return self._in_order(self.inbox, message, self._show("message"), self._fetch_inbox)
 
     def _room_message(self, message: Message) -> list[Action]:

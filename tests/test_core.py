@@ -212,6 +212,23 @@ def test_a_reply_after_the_caller_gave_up_still_tells_the_core_what_changed() ->
     assert [e.message.seq for e in shown] == [5]
 
 
+def test_a_message_to_our_new_name_before_we_hear_of_the_rename_arrives_once() -> None:
+    # ali renamed herself "alice" from another client; the Renamed event is still on
+    # its way when a message to "alice" comes: it is not a copy of one of hers
+    core = ClientCore()
+    logged_in(core)
+    to_alice = dataclasses.replace(message(1, room=None), recipient="alice")
+    actions = core.received(p.encode(p.Delivery(message=to_alice)))
+    assert emitted(actions) == []
+    (fetch,) = sent(actions)
+    assert isinstance(fetch, p.Inbox) and fetch.after == 0
+    page = p.MessagePage(rid=fetch.rid, messages=(to_alice,), more=False)
+    assert [e.message for e in emitted(core.received(p.encode(page)))] == [to_alice]
+    pong_rid = sent(core.heartbeat())[0].rid
+    pong = p.Pong(rid=pong_rid, inbox_head=1, rooms=(), events_seq=0)
+    assert emitted(core.received(p.encode(pong))) == [] and core.inbox.last == 1
+
+
 def test_a_server_of_another_protocol_version_fails_every_call() -> None:
     core = ClientCore()
     (hello,) = sent(core.connection_made())
