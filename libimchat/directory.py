@@ -729,12 +729,9 @@ class Directory:
 
     def _list_users(self, peer: bytes, req: p.ListUsers, now: float, out: Outcome) -> None:
         self._session(peer)
-        after = v.name_key(req.after) if req.after else ""
-        accounts = _first_page(a for a in self.accounts.values() if a.key > after)
-        users = tuple(map(self._user, accounts[:LIST_PAGE]))
-        out.replies.append(
-            (peer, p.UserList(rid=req.rid, users=users, more=len(accounts) > LIST_PAGE))
-        )
+        accounts, more = _page(self.accounts.values(), req.after)
+        users = tuple(map(self._user, accounts))
+        out.replies.append((peer, p.UserList(rid=req.rid, users=users, more=more)))
 
     def _rename(self, peer: bytes, req: p.Rename, now: float, out: Outcome) -> None:
         account = self.accounts[self._session(peer).user_id]
@@ -1062,10 +1059,9 @@ class Directory:
 
     def _list_rooms(self, peer: bytes, req: p.ListRooms, now: float, out: Outcome) -> None:
         me = self.accounts[self._session(peer).user_id]
-        after = v.name_key(req.after) if req.after else ""
-        rooms = _first_page(r for r in self.rooms.values() if r.key > after)
-        page = tuple(self._room(r, me) for r in rooms[:LIST_PAGE])
-        out.replies.append((peer, p.RoomList(rid=req.rid, rooms=page, more=len(rooms) > LIST_PAGE)))
+        rooms, more = _page(self.rooms.values(), req.after)
+        page = tuple(self._room(r, me) for r in rooms)
+        out.replies.append((peer, p.RoomList(rid=req.rid, rooms=page, more=more)))
 
     def _join(self, peer: bytes, req: p.Join, now: float, out: Outcome) -> None:
         me = self.accounts[self._session(peer).user_id]
@@ -1117,6 +1113,11 @@ class Directory:
 _Named = TypeVar("_Named", _Account, _Room)
 
 
-def _first_page(named: Iterable[_Named]) -> list[_Named]:
-    """The first :data:`LIST_PAGE` + 1 by name key, in order (one more tells that more follow)."""
-    return heapq.nsmallest(LIST_PAGE + 1, named, key=lambda item: item.key)
+def _page(named: Iterable[_Named], after: str) -> tuple[list[_Named], bool]:
+    """The first :data:`LIST_PAGE` by name key after the name ``after`` (any spelling;
+    ``""``: from the first), in order, and whether more follow."""
+    start = v.name_key(after) if after else ""
+    first = heapq.nsmallest(
+        LIST_PAGE + 1, (item for item in named if item.key > start), key=lambda item: item.key
+    )
+    return first[:LIST_PAGE], len(first) > LIST_PAGE
