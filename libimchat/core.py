@@ -139,12 +139,16 @@ class ClientCore:
         self.heartbeat_liveness: int | None = None
         self.pub_port: int | None = None
         self.connected = False
+        # our session is live on this connection: a request may go out at once
+        # (else it waits for the session to start again, and goes out once)
+        self._live = False
         self.refusal: p.Failure | None = None
 
     # --- driven by the I/O layer
 
     def connection_made(self) -> list[Action]:
         """A new DEALER connection: introduce ourselves; resume the session, if any."""
+        self._live = False
         actions = self._internal_request(
             p.Hello(rid=0, version=p.PROTOCOL_VERSION, agent=self.agent)
         )
@@ -178,6 +182,7 @@ class ClientCore:
     def connection_lost(self) -> list[Action]:
         """The connection is lost (silence, or libzmq saw it break): forget internal requests;
         keep the caller's for resending."""
+        self._live = False
         self._internal.clear()
         self._internal_sent.clear()
         self._overdue.clear()  # their replies went to the connection that is gone
@@ -190,7 +195,8 @@ class ClientCore:
         return [Emit(Event(kind="connection", online=False))]
 
     def request(self, request: p.Request) -> tuple[int, list[Action]]:
-        """Number a caller's request and send it."""
+        """Number a caller's request and send it; while our session is not live (a
+        resume under way, the connection lost), hold it until the session starts again."""
         rid = next(self._rids)
         if self.refusal is not None:
             return rid, [Resolve(rid, dataclasses.replace(self.refusal, rid=rid))]
@@ -205,7 +211,8 @@ class ClientCore:
             # subscribe before joining, so that nothing published after the
             # join's snapshot slips past us (the rest is backfilled)
             actions.append(Subscribe(p.room_topic(request.room)))
-        actions.append(Transmit(request))
+        if self._live or self.token is None:
+            actions.append(Transmit(request))
         return rid, actions
 
     def forget(self, rid: int) -> None:
@@ -232,6 +239,7 @@ class ClientCore:
             return self._learn(self._abandoned.pop(rid), msg)  # type: ignore[arg-type]
         if rid is not None and rid in self.pending:
             if self._session_lost(msg):
+                self._live = False
                 return self._resume()  # the request stays pending and is resent
             request = self.pending.pop(rid)
             return [*self._learn(request, msg), Resolve(rid, msg)]  # type: ignore[arg-type]
@@ -291,6 +299,7 @@ class ClientCore:
     def _session_started(self, reply: p.SessionStarted, *, resumed: bool) -> list[Action]:
         actions: list[Action] = []
         fresh = not resumed or self.inbox is None
+        self._live = True
         self.user, self.token = reply.user, reply.token
         self.blocked = {name_key(name) for name in reply.blocked}
         if reply.heartbeat_interval:
@@ -346,6 +355,7 @@ class ClientCore:
         actions.append(DisconnectSubscriber())
         self.user = self.token = self.inbox = None
         self.rooms, self.blocked = {}, set()
+        self._live = False
         return actions
 
     def _renamed(self, old: str, new: str) -> None:
@@ -401,6 +411,7 @@ class ClientCore:
             actions.append(Emit(Event(kind="connection", online=False)))
             return actions + [Transmit(req) for req in self.pending.values()]
         if isinstance(request, p.Ping) and self._session_lost(failure):
+            self._live = False
             return self._resume()
         self._stop_waiting(request)
         return []

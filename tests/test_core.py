@@ -187,10 +187,54 @@ def test_a_resume_answered_after_its_window_still_resumes_the_session() -> None:
     (resume,) = [r for r in sent(actions) if isinstance(r, p.Resume)]
     rid, _ = core.request(p.SendDirect(rid=0, to="sam", body="hi", client_id="x"))
     core.tick(10.0 + 3 * 1.0 + 0.5)  # past interval x liveness: given up on
+    _, held = core.request(p.Invite(rid=0, room="Room1", username="sam"))
+    assert sent(held) == []
     started = core.received(session(resume.rid))
     assert core.connected
     assert [e.online for e in emitted(started) if e.kind == "connection"] == [True]
     assert [(type(r), r.rid) for r in sent(started) if r.rid == rid] == [(p.SendDirect, rid)]
+    assert [type(r) for r in sent(started)].count(p.Invite) == 1
+
+
+def test_a_request_made_while_the_session_is_not_live_goes_out_once_when_it_resumes() -> None:
+    # sent at once, it would also be resent with the pending ones: an Invite would push twice
+    core = ClientCore()
+    welcomed(core)
+    logged_in(core)
+    core.connection_lost()
+    _, while_away = core.request(p.Invite(rid=0, room="Room1", username="sam"))
+    connected = core.connection_made()
+    _, while_resuming = core.request(p.Block(rid=0, username="max"))
+    assert sent(while_away) == sent(while_resuming) == []
+    assert [type(r) for r in sent(connected)] == [p.Hello, p.Resume]
+    (resume,) = [r for r in sent(connected) if isinstance(r, p.Resume)]
+    started = sent(core.received(session(resume.rid)))
+    assert [type(r) for r in started if not isinstance(r, p.Inbox)] == [p.Invite, p.Block]
+    _, live = core.request(p.Unblock(rid=0, username="max"))
+    assert [type(r) for r in sent(live)] == [p.Unblock]
+
+
+def test_a_request_refused_for_a_lost_session_holds_the_next_ones_until_it_resumes() -> None:
+    core = ClientCore()
+    logged_in(core)
+    rid, _ = core.request(p.SendDirect(rid=0, to="sam", body="hi", client_id="x"))
+    (resume,) = sent(core.received(p.encode(p.Failure(rid=rid, code="not_logged_in", message=""))))
+    _, held = core.request(p.Invite(rid=0, room="Room1", username="sam"))
+    assert sent(held) == []
+    resent = sent(core.received(session(resume.rid)))
+    assert [type(r) for r in resent if not isinstance(r, p.Inbox)] == [p.SendDirect, p.Invite]
+
+
+def test_a_request_after_the_session_expired_goes_out_at_once_to_be_refused() -> None:
+    core = ClientCore()
+    welcomed(core)
+    logged_in(core)
+    core.connection_lost()
+    (resume,) = [r for r in sent(core.connection_made()) if isinstance(r, p.Resume)]
+    expired = p.Failure(rid=resume.rid, code="session_expired", message="log in again")
+    core.received(p.encode(expired))
+    _, actions = core.request(p.ListRooms(rid=0))
+    assert [type(r) for r in sent(actions)] == [p.ListRooms]
 
 
 def test_a_reply_after_the_caller_gave_up_still_tells_the_core_what_changed() -> None:
