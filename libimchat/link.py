@@ -22,7 +22,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 
 import zmq
 from zmq.utils.monitor import recv_monitor_message
@@ -120,7 +120,7 @@ class Link:
         """Send a request; the future gets the server's reply (a Failure too)."""
         future: Future[p.Reply] = Future()
         if self._closing:
-            future.set_exception(ChatError("closed", "the client is closed"))
+            _fail_closed(future)
             return future
         if self.refusal is not None:
             future.set_exception(self.refusal)
@@ -132,6 +132,8 @@ class Link:
             future.set_exception(ChatError("invalid", f"cannot send this {name}: {exc}"))
             return future
         self._command("request", request, future)
+        if self._closing:  # the thread may have ended before it saw the request: fail it here
+            _fail_closed(future)
         return future
 
     def forget(self, future: Future[p.Reply]) -> None:
@@ -160,10 +162,16 @@ class Link:
         except Exception:
             log.exception("the client's connection thread failed")
         finally:
-            self._closing = True
+            self._closing = True  # before the last look at the commands (see request())
             for future in self._futures.values():
-                if not future.done():
-                    future.set_exception(ChatError("closed", "the client is closed"))
+                _fail_closed(future)
+            while True:
+                try:
+                    _, _, waiting = self._commands.get_nowait()
+                except queue.Empty:
+                    break
+                if waiting is not None:
+                    _fail_closed(waiting)
             self._close_dealer()
             if self._sub is not None:
                 self._sub.close(linger=0)
@@ -426,3 +434,9 @@ class Link:
         for topic in self._topics:
             self._sub.setsockopt(zmq.SUBSCRIBE, topic)
         self._sub.connect(self.address.endpoint(port))
+
+
+def _fail_closed(future: Future[p.Reply]) -> None:
+    """Fail ``future`` with ``closed``, unless it is done (two threads may both try)."""
+    with contextlib.suppress(InvalidStateError):
+        future.set_exception(ChatError("closed", "the client is closed"))

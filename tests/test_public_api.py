@@ -8,13 +8,17 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
 
 import libimchat
 from libimchat import ChatError, Client, Server
+from libimchat import protocol as p
+from libimchat.address import parse_url
 from libimchat.errors import CODES
+from libimchat.link import Link
 from tests.helpers import signup
 
 
@@ -128,6 +132,24 @@ def test_close_wakes_a_thread_waiting_for_events(connect) -> None:
     waiter.join(5)
     assert results == [None]
     assert client.next_event() is None  # and every later wait ends at once
+
+
+def test_a_request_that_races_close_fails_closed_rather_than_waiting_forever(
+    server: Server,
+) -> None:
+    class ClosedBetweenLookAndSend(Link):
+        """The link's thread ends after request() looked at it and before it hands over."""
+
+        def _command(self, name: str, arg: object, future: Future[p.Reply] | None) -> None:
+            if name == "request":
+                self.close()
+            super()._command(name, arg, future)
+
+    link = ClosedBetweenLookAndSend(parse_url(server.url), emit=lambda event: None)
+    link.start()
+    future = link.request(p.ListRooms(rid=0))
+    error = future.exception(timeout=5)  # before: never resolved, a call without timeout hung
+    assert isinstance(error, ChatError) and error.code == "closed"
 
 
 def test_imchat_backup_copies_a_live_database(user, server: Server, tmp_path: Path) -> None:
