@@ -76,7 +76,13 @@ class AsyncClient:
         items: list[T] = []
         more = True
         while more:
-            page, more = await self._call(pages(name(items[-1]) if items else ""))
+            try:
+                page, more = await self._call(pages(name(items[-1]) if items else ""))
+            except ChatError as exc:  # the server limits pages: wait as long as it says
+                if exc.code != "rate_limited":
+                    raise
+                await asyncio.sleep(exc.retry_after or 0.0)
+                continue
             items += page
         return items
 

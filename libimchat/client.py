@@ -11,6 +11,7 @@ import contextlib
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import TimeoutError as FutureTimeout
 from types import TracebackType
@@ -84,11 +85,18 @@ class Client:
         return calls.result(reply, read)
 
     def _every(self, pages: calls.Pages[T], name: Callable[[T], str]) -> list[T]:
-        """All of a paged list: the next page after the last item, while more follow."""
+        """All of a paged list: the next page after the last item, while more follow,
+        waiting as long as the server says when it limits the pages."""
         items: list[T] = []
         more = True
         while more:
-            page, more = self._call(pages(name(items[-1]) if items else ""))
+            try:
+                page, more = self._call(pages(name(items[-1]) if items else ""))
+            except ChatError as exc:
+                if exc.code != "rate_limited":
+                    raise
+                time.sleep(exc.retry_after or 0.0)
+                continue
             items += page
         return items
 
@@ -125,7 +133,8 @@ class Client:
         self._call(calls.logout())
 
     def users(self) -> list[User]:
-        """Every registered user, with ``.online`` (asked for 1,000 at a time)."""
+        """Every registered user, with ``.online`` (asked for 1,000 at a time, waiting
+        when the server limits the pages)."""
         return self._every(calls.users, lambda user: user.username)
 
     def rename(self, username: str) -> User:
@@ -177,6 +186,10 @@ class Client:
         Args:
             limit: at most this many (the newest ones).
             before: only messages older than this message id (the next page back).
+
+        Raises:
+            ChatError: ``no_such_user``; ``rate_limited`` (with ``retry_after``)
+                past the pages one user may fetch (``Limits.page_bytes_burst``).
         """
         return self._call(calls.history(peer, limit, before))
 

@@ -54,6 +54,8 @@ LIST_PAGE = 1000
 # up to 32 KB, so 200 of them would not; the rest goes in the next page
 PAGE_BYTES = 512 * 1024
 PAGE_OVERHEAD = 256  # names, numbers and keys around a body, generously
+# a server event in a page: two names of up to 64 characters and the rest, generously
+EVENT_BYTES = 3 * PAGE_OVERHEAD
 MAX_CLIENT_ID = 64
 RECENT_EVENTS = 4096
 ANSWERS_KEPT = 10_000
@@ -167,6 +169,7 @@ class Directory:
         self._failed_logins_by_account = RateLimit(limits.login_failures, retry, "failed logins")
         self._failed_logins_by_peer = RateLimit(limits.login_failures, retry, "failed logins")
         self._sends = RateLimit(limits.message_burst, limits.messages_per_second, "messages")
+        self._pages = RateLimit(limits.page_bytes_burst, limits.page_bytes_per_second, "pages")
         self.session_ttl = session_ttl
         self.passwords = passwords
         self.welcome = welcome
@@ -186,22 +189,22 @@ class Directory:
         self._answers: OrderedDict[str, p.Reply] = OrderedDict()
         self._batch_answers: list[tuple[str, p.Reply]] = []
         self._load()
-        self._handlers: dict[type, Callable[[bytes, Any, float, Outcome], None]] = {
+        self._handlers: dict[type, _Handler] = {
             p.Hello: self._hello,
             p.Signup: self._signup,
             p.Login: self._login,
             p.Resume: self._resume,
             p.Logout: self._logout,
             p.Ping: self._ping,
-            p.ListUsers: self._list_users,
+            p.ListUsers: self._paged(self._list_users),
             p.SendDirect: self._send_direct,
             p.SendRoom: self._send_room,
-            p.History: self._history,
-            p.RoomHistory: self._room_history,
-            p.Inbox: self._inbox,
-            p.Events: self._events,
+            p.History: self._paged(self._history),
+            p.RoomHistory: self._paged(self._room_history),
+            p.Inbox: self._paged(self._inbox),
+            p.Events: self._paged(self._events),
             p.CreateRoom: self._create_room,
-            p.ListRooms: self._list_rooms,
+            p.ListRooms: self._paged(self._list_rooms),
             p.Join: self._join,
             p.Leave: self._leave,
             p.Invite: self._invite,
@@ -375,7 +378,12 @@ class Directory:
             for session in silent:
                 self._end_session(session, outcome)
             self._journal.clear()
-        for limit in (self._failed_logins_by_account, self._failed_logins_by_peer, self._sends):
+        for limit in (
+            self._failed_logins_by_account,
+            self._failed_logins_by_peer,
+            self._sends,
+            self._pages,
+        ):
             limit.forget_full(now)
         return outcome
 
@@ -460,6 +468,24 @@ class Directory:
                 (peer, p.Failure(rid=rid, code="internal", message="the server failed"))
             )
         return rid
+
+    def _paged(self, handler: _Handler) -> _Handler:
+        """``handler`` (it answers with a page) within its user's page budget.
+
+        A client may ask for pages faster than it reads them (or never read
+        them): each waits in the server's memory until it is read, up to the
+        peer's queue (server.py). The budget bounds how fast one user piles
+        them up: refused ``rate_limited`` once spent, each page charged what
+        it may take on the wire.
+        """
+
+        def within_budget(peer: bytes, req: Any, now: float, out: Outcome) -> None:
+            user_id = self._session(peer).user_id
+            self._pages.check(user_id, now)
+            handler(peer, req, now, out)
+            self._pages.spend(user_id, now, _page_bytes(out.replies[-1][1]))
+
+        return within_budget
 
     def _session(self, peer: bytes) -> _Session:
         session = self.sessions.get(peer)
@@ -1003,7 +1029,7 @@ class Directory:
         """
         kept, size = 0, 0
         for row in rows if forward else reversed(rows):
-            size += len(row.body) * 4 + PAGE_OVERHEAD  # UTF-8 takes at most 4 bytes a character
+            size += _text_bytes(row.body)
             if kept and size > PAGE_BYTES:
                 break
             kept += 1
@@ -1111,6 +1137,26 @@ class Directory:
 
 
 _Named = TypeVar("_Named", _Account, _Room)
+_Handler = Callable[[bytes, Any, float, Outcome], None]
+
+
+def _text_bytes(text: str) -> int:
+    """The most an item of a page with this text takes on the wire (UTF-8 takes at
+    most 4 bytes a character), with room for the names, numbers and keys around it."""
+    return len(text) * 4 + PAGE_OVERHEAD
+
+
+def _page_bytes(page: p.ProtocolMessage) -> int:
+    """The most a page of messages, server events, users or rooms takes on the wire."""
+    if isinstance(page, p.MessagePage):
+        return sum(_text_bytes(message.body) for message in page.messages)
+    if isinstance(page, p.EventPage):
+        return EVENT_BYTES * len(page.events)
+    if isinstance(page, p.UserList):
+        return sum(_text_bytes(u.username + u.first_name + u.last_name) for u in page.users)
+    if isinstance(page, p.RoomList):
+        return sum(_text_bytes(room.name + room.created_by) for room in page.rooms)
+    raise TypeError(f"not a page: {type(page).__name__}")
 
 
 def _page(named: Iterable[_Named], after: str) -> tuple[list[_Named], bool]:

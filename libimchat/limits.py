@@ -1,4 +1,4 @@
-"""How much one client may ask of the server: login tries, message rate, rooms.
+"""How much one client may ask of the server: login tries, message rate, pages, rooms.
 
 Rates are token buckets: a key (an account, a connection, a user) may spend
 ``burst`` tokens at once, and earns them back at ``per_second``. Sans-IO like
@@ -24,6 +24,12 @@ class Limits:
         login_retry: seconds after which one more try is allowed.
         message_burst: messages a user may send at once.
         messages_per_second: a user's sustained rate after that.
+        page_bytes_burst: bytes of pages (history, inbox, server events, user
+            and room lists) a user may fetch at once, as the server sizes a
+            page before sending it: 4 bytes a character of text, plus room
+            for the rest. What a client asks for and does not read waits in
+            the server's memory; this bounds how fast one user can pile it up.
+        page_bytes_per_second: a user's sustained rate after that.
         rooms_per_user: the rooms one user may be a member of.
     """
 
@@ -31,6 +37,8 @@ class Limits:
     login_retry: float = 10.0
     message_burst: int = 100
     messages_per_second: float = 20.0
+    page_bytes_burst: int = 16 << 20
+    page_bytes_per_second: float = 2 << 20
     rooms_per_user: int = 200
 
     @classmethod
@@ -41,6 +49,7 @@ class Limits:
             login_retry=1e-9,
             message_burst=1 << 30,
             messages_per_second=math.inf,
+            page_bytes_per_second=math.inf,
         )
 
 
@@ -70,9 +79,10 @@ class RateLimit:
             raise self._refusal(tokens)
         self._buckets[key] = (tokens - 1, now)
 
-    def spend(self, key: Hashable, now: float) -> None:
-        """Spend a token even if that leaves ``key`` in debt (a failure that already happened)."""
-        self._buckets[key] = (max(self._tokens(key, now) - 1, -self.burst), now)
+    def spend(self, key: Hashable, now: float, tokens: float = 1.0) -> None:
+        """Spend tokens even if that leaves ``key`` in debt (what already happened: a
+        failure, a page sent), down to ``-burst``."""
+        self._buckets[key] = (max(self._tokens(key, now) - tokens, -self.burst), now)
 
     def reset(self, key: Hashable) -> None:
         self._buckets.pop(key, None)

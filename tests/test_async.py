@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+from pathlib import Path
 
 import pytest
 
 from libimchat import AsyncClient, ChatError, Event, Server
+from tests.helpers import start_server
+from tests.test_limits import SMALL_PAGES
 
 
 async def _user(url: str, username: str) -> AsyncClient:
@@ -64,6 +67,27 @@ def test_async_users_and_rooms_come_whole_across_pages(
             assert [r.name for r in await sam.rooms()] == ["Room1", "Room2"]
 
     asyncio.run(scenario())
+
+
+def test_async_users_come_whole_though_the_server_limits_its_pages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("libimchat.directory.LIST_PAGE", 5)  # the server's, in this process
+    server = start_server(tmp_path, limits=SMALL_PAGES)
+
+    async def scenario() -> None:
+        clients = [await _user(server.url, f"user{i}") for i in range(12)]
+        try:
+            users = await clients[0].users()  # three pages, the third after a wait
+            assert [u.username for u in users] == sorted(f"user{i}" for i in range(12))
+        finally:
+            for client in clients:
+                await client.aclose()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        server.stop()
 
 
 def test_async_callbacks_get_events_of_their_kind(server: Server) -> None:

@@ -1,4 +1,5 @@
-"""Limits: login tries per account and per connection, a user's message rate, rooms per user.
+"""Limits: login tries per account and per connection, a user's message and page rates,
+rooms per user.
 
 The buckets are tested sans-IO with a made-up clock; the live tests use a
 server with small limits and check the error a client sees.
@@ -141,3 +142,45 @@ def test_a_history_page_is_capped(strict: Server) -> None:
         with pytest.raises(ChatError) as caught:
             ali.history("ali", limit=10_000)
         assert caught.value.code == "invalid" and "500" in caught.value.message
+
+
+def test_pages_are_rate_limited_per_user_by_their_size(tmp_path: Path) -> None:
+    # 4 bytes a character plus 256 an item: a page of ten 1,000-character messages
+    # is sized 42,560 bytes, more than the whole burst; the first one still goes
+    limits = Limits(page_bytes_burst=40_000, page_bytes_per_second=100_000.0)
+    with (
+        start_server(tmp_path, limits=limits) as server,
+        Client(server.url, timeout=5) as ali,
+        Client(server.url, timeout=5) as sam,
+    ):
+        signup(ali, "ali")
+        signup(sam, "sam")
+        ali.login("ali", "pw")
+        sam.login("sam", "pw")
+        for i in range(10):
+            ali.send("sam", f"{i}" * 1000)
+        assert len(sam.history("ali")) == 10
+        with pytest.raises(ChatError) as limited:
+            sam.history("ali")
+        assert limited.value.code == "rate_limited"
+        assert 0 < (limited.value.retry_after or 0) <= 0.5  # (1 + 2,560) / 100,000 s, and less
+        assert len(ali.history("sam")) == 10  # ali's budget is her own
+        time.sleep(limited.value.retry_after or 0)
+        assert len(sam.history("ali")) == 10
+
+
+# a page of 5 users "userN" sized (14 characters x 4 + 256) x 5 = 1,560 bytes: two pages
+# spend the burst, and the third waits ~60 ms for the rate to give it back
+SMALL_PAGES = Limits(page_bytes_burst=2_000, page_bytes_per_second=20_000.0)
+
+
+def test_the_whole_user_list_comes_though_the_server_limits_its_pages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("libimchat.directory.LIST_PAGE", 5)  # the server's, in this process
+    with start_server(tmp_path, limits=SMALL_PAGES) as server:
+        with Client(server.url, timeout=5) as signups:
+            names = sorted(signup(signups, f"user{i}") for i in range(12))
+        with Client(server.url, timeout=5) as ali:
+            ali.login("user0", "pw")
+            assert [user.username for user in ali.users()] == names  # before: rate_limited
