@@ -365,19 +365,11 @@ class Directory:
         _Session): a Pong lost or rolled back cannot make it shorter than the
         one the client heartbeats by.
         """
-        outcome = Outcome()
         missed = self.welcome.heartbeat_liveness
         silent = [
             s for s in self.sessions.values() if now - s.last_seen > s.expiry_interval * missed
         ]
-        if silent:
-            with self.store.batch():
-                for session in silent:
-                    # the client may come back with its token: its life starts now
-                    self.store.touch_session(session.token_hash, now)
-            for session in silent:
-                self._end_session(session, outcome)
-            self._journal.clear()
+        outcome = self._end_sessions(silent, now)
         for limit in (
             self._failed_logins_by_account,
             self._failed_logins_by_peer,
@@ -385,6 +377,24 @@ class Directory:
             self._pages,
         ):
             limit.forget_full(now)
+        return outcome
+
+    def drop_reader(self, peer: bytes, now: float) -> Outcome:
+        """End the session on ``peer``, which does not read what it is sent (server.py),
+        as if it had gone silent: a client that was only slow resumes with its token."""
+        session = self.sessions.get(peer)
+        return self._end_sessions([session] if session else [], now)
+
+    def _end_sessions(self, sessions: list[_Session], now: float) -> Outcome:
+        outcome = Outcome()
+        if sessions:
+            with self.store.batch():
+                for session in sessions:
+                    # the client may come back with its token: its life starts now
+                    self.store.touch_session(session.token_hash, now)
+            for session in sessions:
+                self._end_session(session, outcome)
+            self._journal.clear()
         return outcome
 
     def password_work(self, peer: bytes, frames: list[bytes], now: float) -> PasswordWork | None:
