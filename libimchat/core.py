@@ -142,6 +142,9 @@ class ClientCore:
         # our session is live on this connection: a request may go out at once
         # (else it waits for the session to start again, and goes out once)
         self._live = False
+        # the caller's requests sent on this connection and not refused for want of a
+        # session: the server answers them here, so a session start does not resend them
+        self._on_wire: set[int] = set()
         self.refusal: p.Failure | None = None
 
     # --- driven by the I/O layer
@@ -149,13 +152,14 @@ class ClientCore:
     def connection_made(self) -> list[Action]:
         """A new DEALER connection: introduce ourselves; resume the session, if any."""
         self._live = False
+        self._on_wire.clear()
         actions = self._internal_request(
             p.Hello(rid=0, version=p.PROTOCOL_VERSION, agent=self.agent)
         )
         if self.token is not None:
             actions += self._resume()
         else:
-            actions += [Transmit(req) for req in self.pending.values()]
+            actions += self._send_pending()
         return actions
 
     def tick(self, now: float) -> None:
@@ -183,6 +187,7 @@ class ClientCore:
         """The connection is lost (silence, or libzmq saw it break): forget internal requests;
         keep the caller's for resending."""
         self._live = False
+        self._on_wire.clear()
         self._internal.clear()
         self._internal_sent.clear()
         self._overdue.clear()  # their replies went to the connection that is gone
@@ -212,12 +217,14 @@ class ClientCore:
             # join's snapshot slips past us (the rest is backfilled)
             actions.append(Subscribe(p.room_topic(request.room)))
         if self._live or self.token is None:
+            self._on_wire.add(rid)
             actions.append(Transmit(request))
         return rid, actions
 
     def forget(self, rid: int) -> None:
         """The caller stopped waiting (timeout or cancellation)."""
         request = self.pending.pop(rid, None)
+        self._on_wire.discard(rid)
         if request is not None:
             self._abandoned[rid] = request
             _keep_newest(self._abandoned)
@@ -240,8 +247,10 @@ class ClientCore:
         if rid is not None and rid in self.pending:
             if self._session_lost(msg):
                 self._live = False
+                self._on_wire.discard(rid)
                 return self._resume()  # the request stays pending and is resent
             request = self.pending.pop(rid)
+            self._on_wire.discard(rid)
             return [*self._learn(request, msg), Resolve(rid, msg)]  # type: ignore[arg-type]
         if isinstance(msg, p.Delivery):
             return self._direct_message(msg.message)
@@ -381,8 +390,7 @@ class ClientCore:
             self.pub_port = reply.pub_port  # connected to at the next session start
             return []
         if isinstance(reply, p.SessionStarted):
-            actions = self._session_started(reply, resumed=True)
-            return actions + [Transmit(req) for req in self.pending.values()]
+            return self._session_started(reply, resumed=True) + self._send_pending()
         if isinstance(reply, p.Pong):
             if reply.heartbeat_interval:  # the server asks for more (or fewer) heartbeats
                 self.heartbeat_interval = reply.heartbeat_interval
@@ -409,12 +417,24 @@ class ClientCore:
             actions: list[Action] = self._logged_out()
             self.connected = False
             actions.append(Emit(Event(kind="connection", online=False)))
-            return actions + [Transmit(req) for req in self.pending.values()]
+            return actions + self._send_pending()
         if isinstance(request, p.Ping) and self._session_lost(failure):
             self._live = False
             return self._resume()
         self._stop_waiting(request)
         return []
+
+    def _send_pending(self) -> list[Action]:
+        """Send the caller's requests that this connection has not carried yet, or that
+        the server refused for want of a session.
+
+        A resume given up on and answered late may come after another: the
+        requests sent after the first are answered by its session, and go
+        out once, not at each start.
+        """
+        unsent = [req for rid, req in self.pending.items() if rid not in self._on_wire]
+        self._on_wire.update(req.rid for req in unsent)
+        return [Transmit(req) for req in unsent]
 
     def _stop_waiting(self, request: p.Request) -> None:
         """A fetch of ours ended without its page: the stream may fetch again."""

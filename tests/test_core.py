@@ -214,6 +214,30 @@ def test_a_request_made_while_the_session_is_not_live_goes_out_once_when_it_resu
     assert [type(r) for r in sent(live)] == [p.Unblock]
 
 
+def test_two_resumes_answered_in_turn_send_a_held_request_once() -> None:
+    # the first resume is given up on, a refused heartbeat asks again, and then the
+    # server answers both: the second start must not send again what the first sent
+    core = ClientCore()
+    welcomed(core)
+    logged_in(core)
+    core.connection_lost()
+    core.tick(10.0)
+    (first,) = [r for r in sent(core.connection_made()) if isinstance(r, p.Resume)]
+    core.request(p.Invite(rid=0, room="Room1", username="sam"))
+    core.tick(10.0 + 3 * 1.0 + 0.5)  # past interval x liveness: given up on
+    (ping,) = sent(core.heartbeat())
+    refused = p.Failure(rid=ping.rid, code="not_logged_in", message="log in first")
+    (second,) = sent(core.received(p.encode(refused)))
+    assert isinstance(second, p.Resume)
+    invites = [
+        r
+        for rid in (first.rid, second.rid)
+        for r in sent(core.received(session(rid)))
+        if isinstance(r, p.Invite)
+    ]
+    assert len(invites) == 1
+
+
 def test_a_request_refused_for_a_lost_session_holds_the_next_ones_until_it_resumes() -> None:
     core = ClientCore()
     logged_in(core)
