@@ -349,6 +349,9 @@ class Link:
             if name == "close":
                 self._closing = True
             elif name == "request" and future is not None:
+                if self._closing:  # came after close(): its caller may have failed it already
+                    _fail_closed(future)
+                    continue
                 if not future.set_running_or_notify_cancel():
                     continue
                 rid, actions = self.core.request(arg)  # type: ignore[arg-type]

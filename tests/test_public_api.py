@@ -152,6 +152,21 @@ def test_a_request_that_races_close_fails_closed_rather_than_waiting_forever(
     assert isinstance(error, ChatError) and error.code == "closed"
 
 
+def test_a_request_behind_close_in_the_links_queue_is_failed_not_run(server: Server) -> None:
+    # its caller saw the link closing and failed it; the thread, draining its queue
+    # after the close, must not try to run it (a finished future cannot start)
+    link = Link(parse_url(server.url), emit=lambda event: None)  # its thread not started
+    future: Future[p.Reply] = Future()
+    future.set_exception(ChatError("closed", "the client is closed"))
+    link._command("close", None, None)
+    link._command("request", p.ListRooms(rid=0), future)
+    link._drain_wakeups()  # before: RuntimeError, and the thread died
+    assert link.core.pending == {}
+    error = future.exception(timeout=0)
+    assert isinstance(error, ChatError) and error.code == "closed"
+    link.close()
+
+
 def test_imchat_backup_copies_a_live_database(user, server: Server, tmp_path: Path) -> None:
     ali = user("ali")
     user("sam")
