@@ -379,11 +379,21 @@ class Directory:
             limit.forget_full(now)
         return outcome
 
-    def drop_reader(self, peer: bytes, now: float) -> Outcome:
-        """End the session on ``peer``, which does not read what it is sent (server.py),
-        as if it had gone silent: a client that was only slow resumes with its token."""
-        session = self.sessions.get(peer)
-        return self._end_sessions([session] if session else [], now)
+    def drop_readers(self, peers: list[bytes], now: float) -> Outcome:
+        """End the sessions on ``peers``, which do not read what they are sent (some of
+        it was dropped: outbox.py), as if they had gone silent: a client that was only
+        slow resumes with its token, and resends what went unanswered."""
+        sessions = [self.sessions[peer] for peer in peers if peer in self.sessions]
+        try:
+            return self._end_sessions(sessions, now)
+        except Exception:  # a failed write: they must end all the same, or wait forever
+            log.exception("noting when %d sessions ended failed", len(sessions))
+            outcome = Outcome()
+            for session in sessions:
+                if session.peer in self.sessions:
+                    self._end_session(session, outcome)
+            self._journal.clear()
+            return outcome
 
     def _end_sessions(self, sessions: list[_Session], now: float) -> Outcome:
         outcome = Outcome()

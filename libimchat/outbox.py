@@ -6,8 +6,10 @@ socket, so that what a client asks for and never reads (say pages of up to
 order, and goes out as the peer reads. A peer whose waiting messages would
 pass :data:`MAX_WAITING_BYTES`, or that takes none of them for
 :data:`MAX_STALL` seconds, does not read: they are dropped, and the runner
-ends its session. A client that was only slow finds its session gone at its
-next request or heartbeat, resumes, and resends what is still unanswered.
+ends its session. So is the peer with the most waiting when all of them
+together would pass :data:`MAX_TOTAL_BYTES` (many connections that do not
+read). A client that was only slow finds its session gone at its next
+request or heartbeat, resumes, and resends what is still unanswered.
 """
 
 from __future__ import annotations
@@ -25,7 +27,11 @@ PEER_QUEUE = 50
 # a client that sends 3,000 messages of 8,000 characters at once has ~20 MB of
 # answers waiting at its peak (tests/test_async.py): three times that, and more
 MAX_WAITING_BYTES = 64 << 20
+MAX_TOTAL_BYTES = 512 << 20
 MAX_STALL = 30.0
+# what a waiting message costs in memory besides its bytes (its list, bytes objects
+# and deque slot), so that a flood of small ones counts for what it holds
+MESSAGE_OVERHEAD = 256
 
 # Messages go out as single-frame sends with plain int flags: send_multipart checks
 # every frame and combines its enum flags per frame, 2.6 us a reply against 1.3 us
@@ -52,8 +58,9 @@ def send_frames(sock: zmq.Socket[bytes], frames: list[bytes]) -> None:
 class _Waiting:
     since: float  # when the peer last took one of them (monotonic seconds)
     frames: deque[list[bytes]] = field(default_factory=deque)
-    size: int = 0
-    overflowed: bool = False  # a message was dropped: the peer is told by losing its session
+    size: int = 0  # their bytes and MESSAGE_OVERHEAD each
+    # some were dropped: the peer does not read, and is told by losing its session
+    overflowed: bool = False
 
 
 class Outbox:
@@ -69,11 +76,14 @@ class Outbox:
         router: zmq.Socket[bytes],
         *,
         max_bytes: int = MAX_WAITING_BYTES,
+        max_total: int = MAX_TOTAL_BYTES,
         max_stall: float = MAX_STALL,
     ) -> None:
         self._router = router
         self._waiting: dict[bytes, _Waiting] = {}
+        self._total = 0  # the sizes of all that waits
         self.max_bytes = max_bytes
+        self.max_total = max_total
         self.max_stall = max_stall
 
     def __bool__(self) -> bool:
@@ -93,11 +103,16 @@ class Outbox:
             except zmq.ZMQError as exc:  # gone (EHOSTUNREACH)
                 log.debug("dropped a message to a peer: %s", exc)
                 return
-        if waiting.size > self.max_bytes:  # it does not read: dropped, and flush() says so
-            waiting.overflowed = True
+        if waiting.overflowed:
             return
         waiting.frames.append(frames)
-        waiting.size += sum(map(len, frames))
+        size = _size(frames)
+        waiting.size += size
+        self._total += size
+        if waiting.size > self.max_bytes:
+            self._drop(waiting)
+        if self._total > self.max_total:
+            self._drop(max(self._waiting.values(), key=lambda w: w.size))
 
     def flush(self, now: float) -> list[bytes]:
         """Send what the peers now have room for; returns the peers that do not read,
@@ -111,18 +126,28 @@ class Outbox:
                 except zmq.Again:
                     break
                 except zmq.ZMQError:  # gone: nothing will reach it
-                    waiting.frames.clear()
+                    self._drop(waiting)
                     break
                 waiting.frames.popleft()
-                waiting.size -= sum(map(len, frames))
+                size = _size(frames)
+                waiting.size -= size
+                self._total -= size
                 waiting.since = now
-            stalled = bool(waiting.frames) and now - waiting.since > self.max_stall
-            if waiting.overflowed or stalled:
-                log.info(
-                    "a peer does not read: dropped what waited for it (%d bytes)", waiting.size
-                )
-                del self._waiting[peer]
+            if waiting.frames and now - waiting.since > self.max_stall:
+                self._drop(waiting)
+            if waiting.overflowed:
                 not_reading.append(peer)
-            elif not waiting.frames:
+            if not waiting.frames:
                 del self._waiting[peer]
         return not_reading
+
+    def _drop(self, waiting: _Waiting) -> None:
+        log.info("a peer does not read: dropped %d bytes that waited", waiting.size)
+        self._total -= waiting.size
+        waiting.frames.clear()
+        waiting.size = 0
+        waiting.overflowed = True
+
+
+def _size(frames: list[bytes]) -> int:
+    return sum(map(len, frames)) + MESSAGE_OVERHEAD

@@ -291,12 +291,8 @@ class Server:
                 if batch:
                     self._send(directory.handle_batch(batch, now), outbox, publisher)
                     self._passwords.forget_kept()
-                if outbox:
-                    for peer in outbox.flush(time.monotonic()):
-                        try:
-                            self._send(directory.drop_reader(peer, time.time()), outbox, publisher)
-                        except Exception:  # a failed write: it expires when it goes silent
-                            log.exception("ending the session of a peer that does not read failed")
+                if outbox and (not_reading := outbox.flush(time.monotonic())):
+                    self._send(directory.drop_readers(not_reading, time.time()), outbox, publisher)
                 if time.monotonic() >= next_expiry:
                     try:
                         self._send(directory.expire(time.time()), outbox, publisher)

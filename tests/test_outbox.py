@@ -7,6 +7,8 @@ the server a bounded amount of memory, then its session.
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,16 +44,26 @@ def ali(quiet: Server) -> Iterator[Client]:
         yield ali
 
 
-def flood(quiet: Server, ctx: zmq.Context[zmq.Socket[bytes]], pages: int, size: int):  # type: ignore[no-untyped-def]
-    """sam on a raw DEALER that reads nothing asks for ``pages`` pages of ``size`` messages
-    (8 KB each) at once; returns the socket."""
+def logged_in(quiet: Server, ctx: zmq.Context[zmq.Socket[bytes]]) -> zmq.Socket[bytes]:
+    """sam, logged in on a raw DEALER that reads only when told."""
     sam = raw_dealer(ctx, quiet)
     sam.setsockopt(zmq.RCVBUF, 4096)  # little waits in the kernel
     sam.setsockopt(zmq.RCVHWM, 1)  # or in libzmq, which reads ahead of the application
     sam.send_multipart(p.encode(p.Login(rid=1, username="sam", password="pw")))
     assert isinstance(p.decode(sam.recv_multipart()), p.SessionStarted)
+    return sam
+
+
+def ask_pages(sam: zmq.Socket[bytes], pages: int, size: int) -> None:
+    """``pages`` pages of ``size`` messages (8 KB each) of ali's, asked for at once."""
     for rid in range(2, 2 + pages):
         sam.send_multipart(p.encode(p.History(rid=rid, peer="ali", limit=size)))
+
+
+def flood(quiet: Server, ctx: zmq.Context[zmq.Socket[bytes]], pages: int, size: int):  # type: ignore[no-untyped-def]
+    """sam logs in on a raw DEALER and asks for pages at once; returns the socket."""
+    sam = logged_in(quiet, ctx)
+    ask_pages(sam, pages, size)
     return sam
 
 
@@ -110,28 +122,57 @@ def test_a_client_that_does_not_read_costs_bounded_memory_then_its_session(
         assert isinstance(p.decode(sam.recv_multipart()), p.Welcome)
 
 
+def test_a_client_that_does_not_read_loses_its_session_though_the_write_fails(
+    quiet: Server, ali: Client
+) -> None:
+    blocker = sqlite3.connect(quiet.data_dir / "imchat.db")
+    with zmq.Context() as ctx, contextlib.closing(blocker):
+        sam = logged_in(quiet, ctx)
+        assert quiet._directory is not None
+        quiet._directory.store.db.execute("PRAGMA busy_timeout=50")  # fail fast, not in 5 s
+        blocker.execute("BEGIN IMMEDIATE")  # noting when the session ended fails
+        ask_pages(sam, 700, size=16)
+        # before: the session lived on, its lost replies never to be resent
+        next_event(ali, "presence", username="sam", online=False)
+        blocker.rollback()
+
+
 # --- the outbox on a bare ROUTER, its clock given
 
 
+def _dealer(ctx: zmq.Context[zmq.Socket[bytes]], router: zmq.Socket[bytes], port: int):  # type: ignore[no-untyped-def]
+    """A DEALER that reads when told, connected to ``router``, and its routing id there."""
+    dealer = ctx.socket(zmq.DEALER)
+    dealer.setsockopt(zmq.LINGER, 0)
+    dealer.setsockopt(zmq.RCVBUF, 4096)
+    dealer.setsockopt(zmq.RCVHWM, 1)  # libzmq reads ahead of the application otherwise
+    dealer.connect(f"tcp://127.0.0.1:{port}")
+    dealer.send(b"hello")
+    peer, _ = router.recv_multipart()
+    return dealer, peer
+
+
 @pytest.fixture
-def pair() -> Iterator[tuple[zmq.Socket[bytes], zmq.Socket[bytes], bytes]]:
-    """A ROUTER set up as the server's, a DEALER that reads when told, and its routing id."""
+def peers() -> Iterator[tuple[zmq.Socket[bytes], list[tuple[zmq.Socket[bytes], bytes]]]]:
+    """A ROUTER set up as the server's, and two DEALERs with their routing ids."""
     with zmq.Context() as ctx:
         router = ctx.socket(zmq.ROUTER)
         router.setsockopt(zmq.LINGER, 0)
         router.setsockopt(zmq.ROUTER_MANDATORY, 1)
         router.setsockopt(zmq.SNDHWM, PEER_QUEUE)
         port = router.bind_to_random_port("tcp://127.0.0.1")
-        dealer = ctx.socket(zmq.DEALER)
-        dealer.setsockopt(zmq.LINGER, 0)
-        dealer.setsockopt(zmq.RCVBUF, 4096)
-        dealer.setsockopt(zmq.RCVHWM, 1)  # libzmq reads ahead of the application otherwise
-        dealer.connect(f"tcp://127.0.0.1:{port}")
-        dealer.send(b"hello")
-        peer, _ = router.recv_multipart()
-        yield router, dealer, peer
+        dealers = [_dealer(ctx, router, port) for _ in range(2)]
+        yield router, dealers
         router.close(0)
-        dealer.close(0)
+        for dealer, _ in dealers:
+            dealer.close(0)
+
+
+@pytest.fixture
+def pair(peers):  # type: ignore[no-untyped-def]
+    """The ROUTER, one DEALER that reads when told, and its routing id."""
+    router, [(dealer, peer), _] = peers
+    return router, dealer, peer
 
 
 def fill(outbox: Outbox, peer: bytes, count: int, now: float) -> None:
@@ -178,3 +219,13 @@ def test_a_message_dropped_for_room_ends_the_peer_even_if_the_rest_goes_out(pair
         dealer.recv()
     assert outbox.flush(now=0.0) == [peer]  # a message was lost: its session must end
     assert not outbox
+
+
+def test_past_the_total_the_peer_with_the_most_waiting_is_dropped(peers) -> None:  # type: ignore[no-untyped-def]
+    router, [(_, ann), (_, bob)] = peers
+    outbox = Outbox(router)
+    fill(outbox, ann, 400, now=0.0)  # 26 MB: ~19 MB of it past libzmq and the kernel
+    outbox.max_total = 8 << 20  # many peers that do not read hold this much together
+    fill(outbox, bob, 150, now=0.0)  # 9.8 MB: his first to wait tip the total over
+    assert outbox.flush(now=0.0) == [ann]  # the one holding most, not the last to come
+    assert outbox  # bob's still wait for him
