@@ -149,7 +149,12 @@ class Client:
         return self._call(calls.rename(username))
 
     def block(self, username: str) -> None:
-        """Receive nothing more from ``username`` (DMs, room messages, invites)."""
+        """Receive nothing more from ``username`` (DMs, room messages, invites).
+
+        Raises:
+            ChatError: ``no_such_user``, ``invalid`` (yourself) or
+                ``too_many_blocks`` (1,000 by default: ``Limits.blocks_per_user``).
+        """
         self._call(calls.block(username))
 
     def unblock(self, username: str) -> None:

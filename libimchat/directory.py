@@ -806,6 +806,12 @@ class Directory:
         other = self._account_named(req.username)
         if other.id == account.id:
             raise ChatError("invalid", "you cannot block yourself")
+        if other.id not in account.blocked and len(account.blocked) >= self.limits.blocks_per_user:
+            # the block list goes whole in every SessionStarted and AccountState
+            raise ChatError(
+                "too_many_blocks",
+                f"you block {len(account.blocked)} users, the most one user may; unblock one first",
+            )
         self.store.add_block(account.id, other.id, now)
         account.blocked.add(other.id)
         out.replies.append((peer, p.Done(rid=req.rid)))

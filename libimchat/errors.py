@@ -30,6 +30,7 @@ CODES: dict[str, str] = {
     "unsupported_version": "the peer speaks another protocol version",
     "rate_limited": "too many requests of one kind; wait retry_after seconds",
     "too_many_rooms": "the user is in as many rooms as one user may be",
+    "too_many_blocks": "the user blocks as many users as one user may",
     "timeout": "the server did not answer in time",
     "handshake_failed": "the secure handshake failed (wrong server key, or plain text)",
     "closed": "the client is closed",

@@ -31,6 +31,10 @@ class Limits:
             the server's memory; this bounds how fast one user can pile it up.
         page_bytes_per_second: a user's sustained rate after that.
         rooms_per_user: the rooms one user may be a member of.
+        blocks_per_user: the users one user may block. The whole list goes in
+            each SessionStarted: 1,000 names of 32 characters are 128 KB, well
+            inside a 1 MiB frame; ~16,000 would not fit, and the user could
+            no longer log in.
     """
 
     login_failures: int = 5
@@ -40,6 +44,7 @@ class Limits:
     page_bytes_burst: int = 16 << 20
     page_bytes_per_second: float = 2 << 20
     rooms_per_user: int = 200
+    blocks_per_user: int = 1000
 
     @classmethod
     def unlimited(cls) -> Limits:

@@ -54,7 +54,7 @@ def strict(tmp_path: Path) -> Server:
         tmp_path,
         limits=Limits(
             login_failures=3, login_retry=0.5, message_burst=5, messages_per_second=2.0,
-            rooms_per_user=2,
+            rooms_per_user=2, blocks_per_user=2,
         ),
     )  # fmt: skip
     yield server
@@ -133,6 +133,24 @@ def test_rooms_per_user_are_capped(strict: Server) -> None:
         ali.leave("one")
         assert ali.join("three").name == "three"
         assert sorted(r.name for r in ali.rooms() if r.joined) == ["three", "two"]
+
+
+def test_blocks_per_user_are_capped(strict: Server) -> None:
+    # the whole list goes in every SessionStarted: past ~16,000 names it would not fit
+    # in a frame, and the user could no longer log in
+    with Client(strict.url, timeout=5) as ali:
+        for name in ("ali", "bob", "cat", "dan"):
+            signup(ali, name)
+        ali.login("ali", "pw")
+        ali.block("bob")
+        ali.block("cat")
+        ali.block("cat")  # blocked already: not one more
+        with pytest.raises(ChatError) as refused:
+            ali.block("dan")
+        assert refused.value.code == "too_many_blocks"
+        ali.unblock("bob")
+        ali.block("dan")
+        assert ali.blocked() == ["cat", "dan"]
 
 
 def test_a_history_page_is_capped(strict: Server) -> None:
