@@ -176,15 +176,20 @@ def test_a_request_refused_for_a_lost_session_is_resent_after_resuming() -> None
     assert [(type(r), r.rid, r.client_id) for r in resent] == [(p.SendDirect, rid, "x")]
 
 
-def test_a_resume_answered_after_its_window_still_resumes_the_session() -> None:
-    # a restarted server taking back thousands of clients answers a resume late
-    core = ClientCore()
+def reconnected(core: ClientCore) -> p.Resume:
+    """Log the core in, lose its connection at 10 s and make a new one; the Resume it sent."""
     welcomed(core)
     logged_in(core)
     core.connection_lost()
     core.tick(10.0)
-    actions = core.connection_made()
-    (resume,) = [r for r in sent(actions) if isinstance(r, p.Resume)]
+    (resume,) = [r for r in sent(core.connection_made()) if isinstance(r, p.Resume)]
+    return resume
+
+
+def test_a_resume_answered_after_its_window_still_resumes_the_session() -> None:
+    # a restarted server taking back thousands of clients answers a resume late
+    core = ClientCore()
+    resume = reconnected(core)
     rid, _ = core.request(p.SendDirect(rid=0, to="sam", body="hi", client_id="x"))
     core.tick(10.0 + 3 * 1.0 + 0.5)  # past interval x liveness: given up on
     _, held = core.request(p.Invite(rid=0, room="Room1", username="sam"))
@@ -218,11 +223,7 @@ def test_two_resumes_answered_in_turn_send_a_held_request_once() -> None:
     # the first resume is given up on, a refused heartbeat asks again, and then the
     # server answers both: the second start must not send again what the first sent
     core = ClientCore()
-    welcomed(core)
-    logged_in(core)
-    core.connection_lost()
-    core.tick(10.0)
-    (first,) = [r for r in sent(core.connection_made()) if isinstance(r, p.Resume)]
+    first = reconnected(core)
     core.request(p.Invite(rid=0, room="Room1", username="sam"))
     core.tick(10.0 + 3 * 1.0 + 0.5)  # past interval x liveness: given up on
     (ping,) = sent(core.heartbeat())
@@ -251,10 +252,7 @@ def test_a_request_refused_for_a_lost_session_holds_the_next_ones_until_it_resum
 
 def test_a_request_after_the_session_expired_goes_out_at_once_to_be_refused() -> None:
     core = ClientCore()
-    welcomed(core)
-    logged_in(core)
-    core.connection_lost()
-    (resume,) = [r for r in sent(core.connection_made()) if isinstance(r, p.Resume)]
+    resume = reconnected(core)
     expired = p.Failure(rid=resume.rid, code="session_expired", message="log in again")
     core.received(p.encode(expired))
     _, actions = core.request(p.ListRooms(rid=0))
