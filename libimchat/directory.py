@@ -384,27 +384,25 @@ class Directory:
         it was dropped: outbox.py), as if they had gone silent: a client that was only
         slow resumes with its token, and resends what went unanswered."""
         sessions = [self.sessions[peer] for peer in peers if peer in self.sessions]
-        try:
-            return self._end_sessions(sessions, now)
-        except Exception:  # a failed write: they must end all the same, or wait forever
-            log.exception("noting when %d sessions ended failed", len(sessions))
-            outcome = Outcome()
-            for session in sessions:
-                if session.peer in self.sessions:
-                    self._end_session(session, outcome)
-            self._journal.clear()
-            return outcome
+        return self._end_sessions(sessions, now)
 
     def _end_sessions(self, sessions: list[_Session], now: float) -> Outcome:
+        """End these sessions, all the same if noting when fails (a locked or full
+        database): a session left live on a peer that lost replies, or that went
+        silent, would never tell its client to resume and resend."""
         outcome = Outcome()
-        if sessions:
+        if not sessions:
+            return outcome
+        try:
             with self.store.batch():
                 for session in sessions:
                     # the client may come back with its token: its life starts now
                     self.store.touch_session(session.token_hash, now)
-            for session in sessions:
-                self._end_session(session, outcome)
-            self._journal.clear()
+        except Exception:
+            log.exception("noting when %d sessions ended failed; they end", len(sessions))
+        for session in sessions:
+            self._end_session(session, outcome)
+        self._journal.clear()
         return outcome
 
     def password_work(self, peer: bytes, frames: list[bytes], now: float) -> PasswordWork | None:
@@ -493,10 +491,10 @@ class Directory:
         """``handler`` (it answers with a page) within its user's page budget.
 
         A client may ask for pages faster than it reads them (or never read
-        them): each waits in the server's memory until it is read, up to the
-        peer's queue (server.py). The budget bounds how fast one user piles
-        them up: refused ``rate_limited`` once spent, each page charged what
-        it may take on the wire.
+        them): each waits in the server's memory until it is read, as much as
+        the outbox lets wait for one peer (outbox.py). The budget bounds how
+        fast one user piles them up: refused ``rate_limited`` once spent, each
+        page charged what it may take on the wire once it is made.
         """
 
         def within_budget(peer: bytes, req: Any, now: float, out: Outcome) -> None:

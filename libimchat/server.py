@@ -296,7 +296,7 @@ class Server:
                 if time.monotonic() >= next_expiry:
                     try:
                         self._send(directory.expire(time.time()), outbox, publisher)
-                    except Exception:  # a failed write (a full disk): they end at the next try
+                    except Exception:  # a bug of ours must not stop the service
                         log.exception("ending silent sessions failed")
                     next_expiry = time.monotonic() + self.heartbeat_interval
                 store.checkpoint()  # after the sends: no reply waits for it
