@@ -127,6 +127,8 @@ class ClientCore:
         # the caller's requests it stopped waiting for: a late reply still tells us
         # what the server did (a block, a join), though nobody gets it
         self._abandoned: dict[int, p.Request] = {}
+        # fetches of ours the server refused for the user's page budget: (when, what)
+        self._later: list[tuple[float, p.Request]] = []
         self._now = 0.0
         self.user: User | None = None
         self.token: str | None = None
@@ -162,8 +164,9 @@ class ClientCore:
             actions += self._send_pending()
         return actions
 
-    def tick(self, now: float) -> None:
-        """The time now (seconds, any monotonic clock): give up on lost internal requests.
+    def tick(self, now: float) -> list[Action]:
+        """The time now (seconds, any monotonic clock): give up on lost internal requests,
+        and ask again for what the server said to ask for later.
 
         libzmq re-makes a broken connection by itself, silently; a request in
         flight then is lost, and its reply never comes. One of ours (a resume, a
@@ -182,6 +185,13 @@ class ClientCore:
             self._stop_waiting(request)
             del self._internal_sent[rid]
         _keep_newest(self._overdue)
+        due = [request for when, request in self._later if when <= now]
+        self._later = [(when, request) for when, request in self._later if when > now]
+        actions: list[Action] = []
+        for request in due:
+            self._stop_waiting(request)
+            actions += self._fetch_again(request)
+        return actions
 
     def connection_lost(self) -> list[Action]:
         """The connection is lost (silence, or libzmq saw it break): forget internal requests;
@@ -191,6 +201,7 @@ class ClientCore:
         self._internal.clear()
         self._internal_sent.clear()
         self._overdue.clear()  # their replies went to the connection that is gone
+        self._later.clear()  # the next session start catches up anyway
         self._abandoned.clear()
         for stream in self._streams():
             stream.fetching = False
@@ -421,7 +432,22 @@ class ClientCore:
         if isinstance(request, p.Ping) and self._session_lost(failure):
             self._live = False
             return self._resume()
+        if failure.code == "rate_limited" and isinstance(request, _FETCHES):
+            # the user's page budget is spent (another client of theirs read a lot):
+            # the stream stays fetching, and asks again when the server said
+            self._later.append((self._now + (failure.retry_after or 1.0), request))
+            return []
         self._stop_waiting(request)
+        return []
+
+    def _fetch_again(self, request: p.Request) -> list[Action]:
+        """The fetch of ``request``'s stream, from where the stream stands now."""
+        if isinstance(request, p.Inbox) and self.inbox is not None:
+            return self._fetch_inbox()
+        if isinstance(request, p.RoomHistory) and request.room in self.rooms:
+            return self._fetch_room(request.room)
+        if isinstance(request, p.Events):
+            return self._fetch_events()
         return []
 
     def _send_pending(self) -> list[Action]:
@@ -584,6 +610,9 @@ class ClientCore:
 
     def _streams(self) -> list[_Sequence]:
         return [*self.rooms.values(), self.events, *([self.inbox] if self.inbox else [])]
+
+
+_FETCHES = (p.Inbox, p.RoomHistory, p.Events)
 
 
 def _keep_newest(given_up: dict[int, p.Request]) -> None:

@@ -180,7 +180,7 @@ class Link:
         backoff, retry_at = 1.0, 0.0
         while not self._closing:
             now = time.monotonic()
-            self.core.tick(now)
+            self._do(self.core.tick(now))
             interval = self._interval or self.core.heartbeat_interval or 1.0
             liveness = self._liveness or self.core.heartbeat_liveness or 3
             if self._dealer is None and now >= retry_at:
