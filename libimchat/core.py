@@ -127,8 +127,9 @@ class ClientCore:
         # the caller's requests it stopped waiting for: a late reply still tells us
         # what the server did (a block, a join), though nobody gets it
         self._abandoned: dict[int, p.Request] = {}
-        # fetches of ours the server refused for the user's page budget: (when, what)
-        self._later: list[tuple[float, p.Request]] = []
+        # fetches of ours the server refused for the user's page budget, to ask
+        # again: (when, what, for which stream)
+        self._later: list[tuple[float, p.Request, _Sequence]] = []
         self._now = 0.0
         self.user: User | None = None
         self.token: str | None = None
@@ -185,12 +186,14 @@ class ClientCore:
             self._stop_waiting(request)
             del self._internal_sent[rid]
         _keep_newest(self._overdue)
-        due = [request for when, request in self._later if when <= now]
-        self._later = [(when, request) for when, request in self._later if when > now]
+        due = [(request, stream) for when, request, stream in self._later if when <= now]
+        self._later = [entry for entry in self._later if entry[0] > now]
         actions: list[Action] = []
-        for request in due:
-            self._stop_waiting(request)
-            actions += self._fetch_again(request)
+        for request, stream in due:
+            # not if the stream was replaced (a new login), or fetches already
+            if stream is self._stream_of(request) and not self._fetching(request):
+                self._stop_waiting(request)
+                actions += self._fetch_again(request)
         return actions
 
     def connection_lost(self) -> list[Action]:
@@ -222,15 +225,10 @@ class ClientCore:
         if isinstance(request, p.Logout) and self.inbox is not None:
             request = dataclasses.replace(request, inbox_seen=self.inbox.last)
         self.pending[rid] = request
-        actions: list[Action] = []
-        if isinstance(request, p.Join):
-            # subscribe before joining, so that nothing published after the
-            # join's snapshot slips past us (the rest is backfilled)
-            actions.append(Subscribe(p.room_topic(request.room)))
         if self._live or self.token is None:
             self._on_wire.add(rid)
-            actions.append(Transmit(request))
-        return rid, actions
+            return rid, _transmit(request)
+        return rid, []
 
     def forget(self, rid: int) -> None:
         """The caller stopped waiting (timeout or cancellation)."""
@@ -257,8 +255,7 @@ class ClientCore:
             return self._learn(self._abandoned.pop(rid), msg)  # type: ignore[arg-type]
         if rid is not None and rid in self.pending:
             if self._session_lost(msg):
-                self._live = False
-                self._on_wire.discard(rid)
+                self._session_gone()
                 return self._resume()  # the request stays pending and is resent
             request = self.pending.pop(rid)
             self._on_wire.discard(rid)
@@ -376,6 +373,7 @@ class ClientCore:
         self.user = self.token = self.inbox = None
         self.rooms, self.blocked = {}, set()
         self._live = False
+        self._later.clear()
         return actions
 
     def _renamed(self, old: str, new: str) -> None:
@@ -430,15 +428,34 @@ class ClientCore:
             actions.append(Emit(Event(kind="connection", online=False)))
             return actions + self._send_pending()
         if isinstance(request, p.Ping) and self._session_lost(failure):
-            self._live = False
+            self._session_gone()
             return self._resume()
-        if failure.code == "rate_limited" and isinstance(request, _FETCHES):
+        stream = self._stream_of(request)
+        if failure.code == "rate_limited" and stream is not None and stream.fetching:
             # the user's page budget is spent (another client of theirs read a lot):
             # the stream stays fetching, and asks again when the server said
-            self._later.append((self._now + (failure.retry_after or 1.0), request))
+            self._later.append((self._now + (failure.retry_after or 1.0), request, stream))
             return []
         self._stop_waiting(request)
         return []
+
+    def _stream_of(self, request: p.Request) -> _Sequence | None:
+        """The stream a fetch of ours fills, if we still keep it."""
+        if isinstance(request, p.Inbox):
+            return self.inbox
+        if isinstance(request, p.RoomHistory):
+            return self.rooms.get(request.room)
+        if isinstance(request, p.Events):
+            return self.events
+        return None
+
+    def _fetching(self, request: p.Request) -> bool:
+        """Whether a fetch for ``request``'s stream is in flight."""
+        return any(
+            type(sent) is type(request)
+            and getattr(sent, "room", None) == getattr(request, "room", None)
+            for sent in self._internal.values()
+        )
 
     def _fetch_again(self, request: p.Request) -> list[Action]:
         """The fetch of ``request``'s stream, from where the stream stands now."""
@@ -450,6 +467,17 @@ class ClientCore:
             return self._fetch_events()
         return []
 
+    def _session_gone(self) -> None:
+        """The server refused a request of ours for want of a session (it restarted,
+        or ended the session: silent, or not reading what it was sent).
+
+        Replies come in order: whatever this connection carried that is still
+        unanswered was refused as well, or its reply was dropped with the
+        session. All of it goes out again once the session starts again.
+        """
+        self._live = False
+        self._on_wire.clear()
+
     def _send_pending(self) -> list[Action]:
         """Send the caller's requests that this connection has not carried yet, or that
         the server refused for want of a session.
@@ -460,7 +488,7 @@ class ClientCore:
         """
         unsent = [req for rid, req in self.pending.items() if rid not in self._on_wire]
         self._on_wire.update(req.rid for req in unsent)
-        return [Transmit(req) for req in unsent]
+        return [action for req in unsent for action in _transmit(req)]
 
     def _stop_waiting(self, request: p.Request) -> None:
         """A fetch of ours ended without its page: the stream may fetch again."""
@@ -612,7 +640,12 @@ class ClientCore:
         return [*self.rooms.values(), self.events, *([self.inbox] if self.inbox else [])]
 
 
-_FETCHES = (p.Inbox, p.RoomHistory, p.Events)
+def _transmit(request: p.Request) -> list[Action]:
+    """Send a caller's request; a Join subscribes to its room first, so that nothing
+    published after the join's snapshot slips past us (the rest is backfilled)."""
+    if isinstance(request, p.Join):
+        return [Subscribe(p.room_topic(request.room)), Transmit(request)]
+    return [Transmit(request)]
 
 
 def _keep_newest(given_up: dict[int, p.Request]) -> None:

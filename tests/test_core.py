@@ -315,6 +315,57 @@ def test_a_catch_up_refused_for_the_page_budget_is_asked_again_when_the_server_s
     assert isinstance(again, p.Inbox) and again.after == 0
 
 
+def test_a_late_refusal_of_a_fetch_given_up_on_does_not_start_a_second_one() -> None:
+    core = ClientCore()
+    welcomed(core)
+    logged_in(core)
+    core.tick(100.0)
+
+    def pong() -> list:
+        (ping,) = sent(core.heartbeat())
+        return core.received(p.encode(p.Pong(rid=ping.rid, inbox_head=3, rooms=(), events_seq=0)))
+
+    (first,) = sent(pong())
+    core.tick(104.0)  # past interval x liveness: given up on
+    (second,) = sent(pong())
+    assert isinstance(second, p.Inbox)
+    late = p.Failure(rid=first.rid, code="rate_limited", message="pages", retry_after=1.0)
+    assert sent(core.received(p.encode(late))) == []
+    assert sent(core.tick(105.5)) == []  # the second is in flight: one backfill per stream
+
+
+def test_a_request_whose_reply_was_dropped_with_the_session_goes_out_again() -> None:
+    # the server ended the session of a client that read too slowly (outbox.py), and
+    # dropped what waited for it: the History's page among it
+    core = ClientCore()
+    welcomed(core)
+    logged_in(core)
+    rid, actions = core.request(p.History(rid=0, peer="sam", limit=50))
+    assert [type(r) for r in sent(actions)] == [p.History]
+    (ping,) = sent(core.heartbeat())
+    refused = p.Failure(rid=ping.rid, code="not_logged_in", message="log in first")
+    (resume,) = sent(core.received(p.encode(refused)))
+    resent = sent(core.received(session(resume.rid)))
+    assert [r.rid for r in resent if isinstance(r, p.History)] == [rid]  # before: never
+
+
+def test_a_held_join_subscribes_only_when_it_goes_out() -> None:
+    # a caller that gives up on a held Join would leave its room subscribed for good
+    core = ClientCore()
+    resume = reconnected(core)
+    _, held = core.request(p.Join(rid=0, room="Room2"))
+    assert held == []
+    started = core.received(session(resume.rid))
+    topic = p.room_topic("Room2")
+    joining = [
+        type(a)
+        for a in started
+        if (isinstance(a, Subscribe) and a.topic == topic)
+        or (isinstance(a, Transmit) and isinstance(a.request, p.Join))
+    ]
+    assert joining == [Subscribe, Transmit]
+
+
 def test_a_server_of_another_protocol_version_fails_every_call() -> None:
     core = ClientCore()
     (hello,) = sent(core.connection_made())
