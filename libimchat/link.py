@@ -352,7 +352,10 @@ class Link:
                 if self._closing:  # came after close(): its caller may have failed it already
                     _fail_closed(future)
                     continue
-                if not future.set_running_or_notify_cancel():
+                try:
+                    if not future.set_running_or_notify_cancel():
+                        continue  # cancelled
+                except RuntimeError:  # failed by its caller: close() gave up waiting for us
                     continue
                 rid, actions = self.core.request(arg)  # type: ignore[arg-type]
                 self._futures[rid] = future

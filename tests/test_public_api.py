@@ -167,6 +167,18 @@ def test_a_request_behind_close_in_the_links_queue_is_failed_not_run(server: Ser
     link.close()
 
 
+def test_a_request_its_caller_failed_meanwhile_is_skipped_by_the_link(server: Server) -> None:
+    # close() gave up waiting for the thread and failed the request from the caller's
+    # side; a finished future cannot start, and the thread must go on
+    link = Link(parse_url(server.url), emit=lambda event: None)  # its thread not started
+    future: Future[p.Reply] = Future()
+    future.set_exception(ChatError("closed", "the client is closed"))
+    link._command("request", p.ListRooms(rid=0), future)
+    link._drain_wakeups()  # before: RuntimeError
+    assert link.core.pending == {}
+    link.close()
+
+
 def test_imchat_backup_copies_a_live_database(user, server: Server, tmp_path: Path) -> None:
     ali = user("ali")
     user("sam")
