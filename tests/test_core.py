@@ -295,21 +295,23 @@ def test_a_message_to_our_new_name_before_we_hear_of_the_rename_arrives_once() -
     assert emitted(core.received(p.encode(pong))) == [] and core.inbox.last == 1
 
 
+def heard_of_three(core: ClientCore) -> list:
+    """A heartbeat, and the Pong that tells of 3 messages in the inbox: its actions."""
+    (ping,) = sent(core.heartbeat())
+    return core.received(p.encode(p.Pong(rid=ping.rid, inbox_head=3, rooms=(), events_seq=0)))
+
+
 def test_a_catch_up_refused_for_the_page_budget_is_asked_again_when_the_server_says() -> None:
     # another client of the user's read a lot of history: the budget is the user's
     core = ClientCore()
     logged_in(core)
     core.tick(100.0)
 
-    def pong() -> list:
-        (ping,) = sent(core.heartbeat())
-        return core.received(p.encode(p.Pong(rid=ping.rid, inbox_head=3, rooms=(), events_seq=0)))
-
-    (fetch,) = sent(pong())
+    (fetch,) = sent(heard_of_three(core))
     assert isinstance(fetch, p.Inbox)
     refusal = p.Failure(rid=fetch.rid, code="rate_limited", message="pages", retry_after=2.0)
     assert sent(core.received(p.encode(refusal))) == []
-    assert [r for r in sent(pong()) if isinstance(r, p.Inbox)] == []  # still fetching
+    assert [r for r in sent(heard_of_three(core)) if isinstance(r, p.Inbox)] == []  # still fetching
     assert sent(core.tick(101.5)) == []
     (again,) = sent(core.tick(102.5))  # before: only at a later heartbeat, 18 s apart
     assert isinstance(again, p.Inbox) and again.after == 0
@@ -321,13 +323,9 @@ def test_a_late_refusal_of_a_fetch_given_up_on_does_not_start_a_second_one() -> 
     logged_in(core)
     core.tick(100.0)
 
-    def pong() -> list:
-        (ping,) = sent(core.heartbeat())
-        return core.received(p.encode(p.Pong(rid=ping.rid, inbox_head=3, rooms=(), events_seq=0)))
-
-    (first,) = sent(pong())
+    (first,) = sent(heard_of_three(core))
     core.tick(104.0)  # past interval x liveness: given up on
-    (second,) = sent(pong())
+    (second,) = sent(heard_of_three(core))
     assert isinstance(second, p.Inbox)
     late = p.Failure(rid=first.rid, code="rate_limited", message="pages", retry_after=1.0)
     assert sent(core.received(p.encode(late))) == []
