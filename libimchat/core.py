@@ -191,7 +191,7 @@ class ClientCore:
         actions: list[Action] = []
         for request, stream in due:
             # not if the stream was replaced (a new login), or fetches already
-            if stream is self._stream_of(request) and not self._fetching(request):
+            if stream is self._stream_of(request) and not self._fetching(stream):
                 self._stop_waiting(request)
                 actions += self._fetch_again(request)
         return actions
@@ -449,13 +449,9 @@ class ClientCore:
             return self.events
         return None
 
-    def _fetching(self, request: p.Request) -> bool:
-        """Whether a fetch for ``request``'s stream is in flight."""
-        return any(
-            type(sent) is type(request)
-            and getattr(sent, "room", None) == getattr(request, "room", None)
-            for sent in self._internal.values()
-        )
+    def _fetching(self, stream: _Sequence) -> bool:
+        """Whether a fetch of ours for ``stream`` is in flight."""
+        return any(self._stream_of(sent) is stream for sent in self._internal.values())
 
     def _fetch_again(self, request: p.Request) -> list[Action]:
         """The fetch of ``request``'s stream, from where the stream stands now."""

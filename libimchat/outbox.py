@@ -57,7 +57,7 @@ def send_frames(sock: zmq.Socket[bytes], frames: list[bytes]) -> None:
 @dataclass
 class _Waiting:
     since: float  # when the peer last took one of them (monotonic seconds)
-    frames: deque[list[bytes]] = field(default_factory=deque)
+    messages: deque[tuple[list[bytes], int]] = field(default_factory=deque)  # with sizes
     size: int = 0  # their bytes and MESSAGE_OVERHEAD each
     # some were dropped: the peer does not read, and is told by losing its session
     overflowed: bool = False
@@ -105,8 +105,8 @@ class Outbox:
                 return
         if waiting.overflowed:
             return
-        waiting.frames.append(frames)
-        size = _size(frames)
+        size = sum(map(len, frames)) + MESSAGE_OVERHEAD
+        waiting.messages.append((frames, size))
         waiting.size += size
         self._total += size
         if waiting.size > self.max_bytes:
@@ -119,8 +119,8 @@ class Outbox:
         whose messages are dropped."""
         not_reading = []
         for peer, waiting in list(self._waiting.items()):
-            while waiting.frames:
-                frames = waiting.frames[0]
+            while waiting.messages:
+                frames, size = waiting.messages[0]
                 try:
                     send_frames(self._router, frames)
                 except zmq.Again:
@@ -128,26 +128,21 @@ class Outbox:
                 except zmq.ZMQError:  # gone: nothing will reach it
                     self._drop(waiting)
                     break
-                waiting.frames.popleft()
-                size = _size(frames)
+                waiting.messages.popleft()
                 waiting.size -= size
                 self._total -= size
                 waiting.since = now
-            if waiting.frames and now - waiting.since > self.max_stall:
+            if waiting.messages and now - waiting.since > self.max_stall:
                 self._drop(waiting)
             if waiting.overflowed:
                 not_reading.append(peer)
-            if not waiting.frames:
+            if not waiting.messages:
                 del self._waiting[peer]
         return not_reading
 
     def _drop(self, waiting: _Waiting) -> None:
         log.info("a peer does not read: dropped %d bytes that waited", waiting.size)
         self._total -= waiting.size
-        waiting.frames.clear()
+        waiting.messages.clear()
         waiting.size = 0
         waiting.overflowed = True
-
-
-def _size(frames: list[bytes]) -> int:
-    return sum(map(len, frames)) + MESSAGE_OVERHEAD
