@@ -63,6 +63,7 @@ SESSION_TTL = 30 * 24 * 3600.0
 # heartbeats a second the server answers before it asks clients for fewer: each costs
 # ~50 us of CPU (thread wake-ups, CurveZMQ, Python), so ~2.5% of a core
 HEARTBEATS_PER_SECOND = 500.0
+SERVER_FULL_RETRY = 5.0  # seconds a client refused server_full is told to wait
 
 
 @dataclass
@@ -151,6 +152,8 @@ class Directory:
             :meth:`heartbeat_interval`).
         session_ttl: seconds a login's resume token lives without being used.
         limits: login tries, message rate and rooms per user.
+        max_sessions: the sessions that may live at once (``None``: any number);
+            a Login or Resume past them is refused ``server_full``.
     """
 
     def __init__(
@@ -162,8 +165,10 @@ class Directory:
         heartbeats_per_second: float = HEARTBEATS_PER_SECOND,
         session_ttl: float = SESSION_TTL,
         limits: Limits | None = None,
+        max_sessions: int | None = None,
     ) -> None:
         self.store = store
+        self.max_sessions = max_sessions
         self.limits = limits = limits or Limits()
         retry = 1 / limits.login_retry
         self._failed_logins_by_account = RateLimit(limits.login_failures, retry, "failed logins")
@@ -611,10 +616,12 @@ class Directory:
         connection (across accounts); the right password waits too.
 
         Raises:
-            ChatError: a field is missing or invalid, or ``rate_limited``.
+            ChatError: a field is missing or invalid, ``rate_limited``, or
+                ``server_full``.
         """
         v.require(username=req.username, password=req.password)
         subscriber_key = v.check_subscriber_key(req.subscriber_key)
+        self._check_room(peer)
         user_id = self.account_by_key.get(v.name_key(req.username))
         account = self.accounts.get(user_id) if user_id is not None else None
         self._failed_logins_by_peer.check(peer, now)
@@ -650,6 +657,7 @@ class Directory:
 
     def _resume(self, peer: bytes, req: p.Resume, now: float, out: Outcome) -> None:
         subscriber_key = v.check_subscriber_key(req.subscriber_key)
+        self._check_room(peer)
         token_hash = _token_hash(req.token)
         user_id = self.store.use_session(token_hash, now, unused_since=now - self.session_ttl)
         if user_id is None:
@@ -662,6 +670,20 @@ class Directory:
             subscriber_key=subscriber_key,
         )
         self._start_session(session, req.rid, req.token, out)
+
+    def _check_room(self, peer: bytes) -> None:
+        """Refuse a new session past :attr:`max_sessions` (a peer's own replaces itself)."""
+        if (
+            self.max_sessions is not None
+            and len(self.sessions) >= self.max_sessions
+            and peer not in self.sessions
+        ):
+            raise ChatError(
+                "server_full",
+                f"the server holds as many sessions as it can ({self.max_sessions});"
+                " try again later",
+                retry_after=SERVER_FULL_RETRY,
+            )
 
     def _start_session(self, session: _Session, rid: int, token: str, out: Outcome) -> None:
         peer, account = session.peer, self.accounts[session.user_id]

@@ -31,6 +31,7 @@ CODES: dict[str, str] = {
     "rate_limited": "too many requests of one kind; wait retry_after seconds",
     "too_many_rooms": "the user is in as many rooms as one user may be",
     "too_many_blocks": "the user blocks as many users as one user may",
+    "server_full": "the server holds as many connections or sessions as it can; try later",
     "timeout": "the server did not answer in time",
     "handshake_failed": "the secure handshake failed (wrong server key, or plain text)",
     "closed": "the client is closed",
@@ -44,7 +45,8 @@ class ChatError(Exception):
     Attributes:
         code: a stable identifier from :data:`CODES`.
         message: a sentence for humans.
-        retry_after: for ``rate_limited``, seconds after which a retry may succeed.
+        retry_after: for ``rate_limited`` and ``server_full``, seconds after which
+            a retry may succeed.
     """
 
     def __init__(

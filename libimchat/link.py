@@ -273,7 +273,12 @@ class Link:
         asked for heartbeats many seconds apart.
 
         A mismatch of mechanisms or a refusal by the server's gatekeeper is
-        final. A handshake that just breaks off is what a wrong server key
+        final for this connection: its calls fail at once, saying why. The
+        gatekeeper of a libimchat server refuses a client's DEALER only when
+        the server has no room for more connections (capacity.py); like a
+        silent server, the refused DEALER is closed once the liveness window
+        passes and opened again after the backoff, so the client comes in
+        when the server has room again. A handshake that just breaks off is what a wrong server key
         looks like, but also a server killed or a network reset mid-handshake:
         only :data:`HANDSHAKES_BROKEN_OFF` in a row, before any handshake with
         this server succeeded, count as a refusal; after one did, the key is
@@ -307,7 +312,7 @@ class Link:
             self._broken_off += 1
             if not final and (self._key_accepted or self._broken_off < HANDSHAKES_BROKEN_OFF):
                 continue
-            self.refusal = ChatError("handshake_failed", self._explain(event))
+            self.refusal = self._refused(event)
             for future in self._futures.values():
                 if not future.done():
                     future.set_exception(self.refusal)
@@ -315,10 +320,16 @@ class Link:
                 self.core.forget(rid)
             self._futures.clear()
 
-    def _explain(self, event: int) -> str:
+    def _refused(self, event: int) -> ChatError:
         where = f"the server at {self.address.endpoint()}"
         if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
-            return f"{where} turned this client away"
+            return ChatError(
+                "server_full",
+                f"{where} takes no more connections now; this client tries again by itself",
+            )
+        return ChatError("handshake_failed", self._explain(where, event))
+
+    def _explain(self, where: str, event: int) -> str:
         if self.address.server_key is None:
             return (
                 f"{where} encrypts (CurveZMQ) and this client was told to speak plain text;"

@@ -15,7 +15,8 @@ Both sockets are guarded by the gatekeeper (zap.py): the ROUTER takes any
 client that speaks CurveZMQ with the server's key, the PUB socket only a SUB
 whose public key a live session named in its Login or Resume, so strangers
 read no room and no presence. Insecure (NULL) servers have no keys to check:
-their PUB socket is open to anyone who can reach it.
+their PUB socket is open to anyone who can reach it. Either takes no more
+connections than the process has file descriptors for (capacity.py).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import zmq
 from . import protocol as p
 from . import zap
 from .address import is_ipv6, server_url, tcp_endpoint
+from .capacity import Capacity
 from .directory import HEARTBEATS_PER_SECOND, SESSION_TTL, Directory, Outcome
 from .keys import default_data_dir, server_keypair
 from .limits import Limits
@@ -112,6 +114,7 @@ class Server:
         self.session_ttl = session_ttl
         self.insecure = insecure
         self.limits = limits or Limits()
+        self.capacity = Capacity()  # read when created: the open-files limit of this process
         self.public_key: bytes | None = None
         self._ctx: zmq.Context[zmq.Socket[bytes]] | None = None
         self._thread: threading.Thread | None = None
@@ -220,8 +223,13 @@ class Server:
                 if secret is not None:
                     sock.setsockopt(zmq.CURVE_SERVER, 1)
                     sock.setsockopt(zmq.CURVE_SECRETKEY, secret)
-            gatekeeper.guard(router, zap.REQUESTS)
-            gatekeeper.guard(publisher, zap.PUBLICATIONS, admits=may_subscribe)
+            gatekeeper.guard(router, zap.REQUESTS, room=self.capacity.room_for_clients)
+            gatekeeper.guard(
+                publisher,
+                zap.PUBLICATIONS,
+                admits=may_subscribe,
+                room=self.capacity.room_for_subscribers,
+            )
             router.setsockopt(zmq.ROUTER_MANDATORY, 1)
             router.setsockopt(zmq.SNDHWM, PEER_QUEUE)  # the rest waits in the Outbox
             # a second connection claiming a routing id in use is turned away,
@@ -242,6 +250,7 @@ class Server:
                 heartbeats_per_second=self.heartbeats_per_second,
                 session_ttl=self.session_ttl,
                 limits=self.limits,
+                max_sessions=self.capacity.sessions,
             )
             self._directory = directory  # for tests that look at sessions
             log.info("serving on %s (publishing on port %d)", self.url, self.pub_port)

@@ -13,6 +13,10 @@ logging in). The PUB socket takes only the keys the server's logic names, the
 keys of live sessions: the predicate is a callable, so this module knows
 nothing of sessions. Under NULL there are no keys and no predicate is asked.
 
+A domain may also say whether the server has room for one more connection
+(capacity.py): a server out of file descriptors would spin in libzmq's
+listener, so past its room every handshake is refused, whoever knocks.
+
 The gate is shut at connection time only: ZAP runs once per handshake, so a
 peer admitted earlier stays connected until it disconnects. libzmq (4.3) does
 not retry a handshake refused with 400: the refused peer must connect again.
@@ -21,6 +25,7 @@ not retry a handshake refused with 400: the refused peer must connect again.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 import zmq
@@ -32,9 +37,12 @@ ENDPOINT = "inproc://zeromq.zap.01"  # fixed by RFC 27
 REQUESTS = b"libimchat"  # the ROUTER socket's domain
 PUBLICATIONS = b"libimchat-pub"  # the PUB socket's domain
 _VERSION = b"1.0"
+FULL_LOG_INTERVAL = 60.0
 
 Admits = Callable[[bytes], bool]
 """Whether a CURVE public key (Z85, 40 bytes) may connect."""
+Room = Callable[[], bool]
+"""Whether the server has room for one more connection now."""
 
 
 class Gatekeeper:
@@ -43,12 +51,20 @@ class Gatekeeper:
     def __init__(self, ctx: zmq.Context[zmq.Socket[bytes]], *, curve: bool) -> None:
         self.mechanism = b"CURVE" if curve else b"NULL"
         self.refused = 0
-        self._domains: dict[bytes, Admits | None] = {}
+        self.refused_for_room = 0
+        self._told_full_at = -FULL_LOG_INTERVAL  # when the log last said so
+        self._domains: dict[bytes, tuple[Admits | None, Room | None]] = {}
         self.socket = ctx.socket(zmq.REP)
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.bind(ENDPOINT)
 
-    def guard(self, sock: zmq.Socket[bytes], domain: bytes, admits: Admits | None = None) -> None:
+    def guard(
+        self,
+        sock: zmq.Socket[bytes],
+        domain: bytes,
+        admits: Admits | None = None,
+        room: Room | None = None,
+    ) -> None:
         """Make libzmq ask this gatekeeper about each connection to ``sock``.
 
         Args:
@@ -58,8 +74,10 @@ class Gatekeeper:
                 guarded alike.
             admits: under CURVE, which public keys may connect (``None``: any);
                 asked on the server's loop at each handshake.
+            room: whether the server can take one more connection (``None``:
+                always); asked first, under any mechanism.
         """
-        self._domains[domain] = admits
+        self._domains[domain] = (admits, room)
         sock.setsockopt(zmq.ZAP_DOMAIN, domain)
 
     def answer(self) -> None:
@@ -85,11 +103,26 @@ class Gatekeeper:
                 address.decode(errors="replace"),
             )
             return [_VERSION, request_id, b"400", b"wrong mechanism", b"", b""]
+        admits, room = self._domains[domain]
+        if room is not None and not room():
+            self.refused += 1
+            self.refused_for_room += 1
+            self._tell_full()
+            return [_VERSION, request_id, b"400", b"no room", b"", b""]
         user_id = z85.encode(credentials[0]) if credentials else b""
-        admits = self._domains[domain]
         if admits is not None and self.mechanism == b"CURVE" and not admits(user_id):
             self.refused += 1
             # debug only: anyone may knock, and a client whose session just ended may too
             log.debug("refused key %s on %s", user_id.decode(), domain.decode())
             return [_VERSION, request_id, b"400", b"no session", b"", b""]
         return [_VERSION, request_id, b"200", b"OK", user_id, b""]
+
+    def _tell_full(self) -> None:
+        """Log refusals for want of room: the first, then once a minute at most."""
+        now = time.monotonic()
+        if now - self._told_full_at >= FULL_LOG_INTERVAL:
+            self._told_full_at = now
+            log.warning(
+                "no room for more connections (the open-files limit): %d refused so far",
+                self.refused_for_room,
+            )

@@ -7,7 +7,9 @@ clients already know.
 
 from __future__ import annotations
 
+import os
 import random
+import resource
 import signal
 import socket
 import subprocess
@@ -78,10 +80,15 @@ class ServerProcess:
     Args:
         data_dir: the server's data dir; it survives kills and restarts.
         port: the request port (``port + 1`` publishes); free ones by default.
+        open_files: the process's open-files limit (``ulimit -n``); by default
+            this process's.
     """
 
-    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, port: int | None = None, open_files: int | None = None
+    ) -> None:
         self.data_dir = data_dir
+        self.open_files = open_files
         self.port = port or free_port_pair()
         self.pub_port = self.port + 1
         self.url = ""
@@ -96,7 +103,9 @@ class ServerProcess:
     def start(self) -> ServerProcess:
         """Start the server; returns once it listens."""
         command = [sys.executable, "-m", "tests.faults.serve", str(self.data_dir), str(self.port)]
-        self._process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        self._process = subprocess.Popen(
+            command, cwd=ROOT, stdout=subprocess.PIPE, text=True, preexec_fn=self._limit
+        )
         assert self._process.stdout is not None
         url = self._process.stdout.readline().strip()
         assert url.startswith("tcp://"), f"the server process did not start (it said {url!r})"
@@ -104,6 +113,16 @@ class ServerProcess:
         assert self.url in ("", url), f"the restarted server has another URL: {url} != {self.url}"
         self.url = url
         return self
+
+    def _limit(self) -> None:
+        """In the server's process, before it runs: its open-files limit."""
+        if self.open_files is not None:
+            hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+            resource.setrlimit(resource.RLIMIT_NOFILE, (self.open_files, hard))
+
+    def open_fds(self) -> int:
+        """The descriptors the server's process holds now."""
+        return len(os.listdir(f"/proc/{self.pid}/fd"))
 
     def kill(self) -> None:
         """``kill -9``: no clean-up, no flush, sockets dropped mid-stream."""
