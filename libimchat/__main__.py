@@ -20,6 +20,7 @@ from pathlib import Path
 
 from . import store
 from .address import server_url
+from .capacity import raise_open_files_limit
 from .directory import HEARTBEATS_PER_SECOND
 from .keys import server_keypair
 from .limits import Limits
@@ -91,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    raise_open_files_limit()  # before the server reads it
     server = Server(
         args.data_dir,
         host=args.host,
@@ -113,6 +115,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"public key: {server.public_key.decode()}", flush=True)
         elsewhere = server_url("HOST", server.port, server.public_key)
         print(f"clients elsewhere: imchat chat --url '{elsewhere}'", flush=True)
+    if server.capacity.sessions is not None:
+        print(
+            f"room for {server.capacity.sessions:,} sessions"
+            f" (open-files limit {server.capacity.limit:,})",
+            flush=True,
+        )
     server.serve_forever()
     return 0
 
