@@ -111,6 +111,10 @@ LABELS = {
     "rss_kib_per_client": "RSS KiB/client",
     "idle_server_cores": "idle CPU, cores",
     "resumed_all_s": "all back after restart, s",
+    "let_in": "let in",
+    "turned_away": "turned away",
+    "unanswered": "unanswered",
+    "server_cores_held": "server CPU meanwhile, cores",
 }
 
 

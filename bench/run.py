@@ -20,7 +20,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: python bench/run.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import connections, direct, fanout, history, login
+from bench import connections, direct, fanout, full, history, login
 from bench.plan import Plan
 from bench.report import write_json, write_markdown, write_plots
 
@@ -29,6 +29,7 @@ SCENARIOS = {
     "direct": direct.run,
     "fanout": fanout.run,
     "connections": connections.run,
+    "full": full.run,
     "history": history.run,
     "login": login.run,
 }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import resource
 import signal
 import threading
 from pathlib import Path
@@ -42,8 +43,17 @@ def _serve_ours(conn: Any, data_dir: str, options: dict[str, Any]) -> None:
         server.stop()
 
 
+def _limited(open_files: int | None, target: Any, *args: Any) -> None:
+    """Run a server's ``target`` in a process whose open-files limit is ``open_files``."""
+    if open_files is not None:
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, hard))
+    target(*args)
+
+
 class _Process:
     kind = "server"
+    open_files: int | None = None  # the process's open-files limit; None: the machine's
 
     def __init__(self) -> None:
         self.proc: Any = None
@@ -58,7 +68,9 @@ class _Process:
 
     def _launch(self, target: Any, args: tuple[Any, ...]) -> None:
         mine, theirs = SPAWN.Pipe()
-        self.proc = SPAWN.Process(target=target, args=(theirs, *args), daemon=True)
+        self.proc = SPAWN.Process(
+            target=_limited, args=(self.open_files, target, theirs, *args), daemon=True
+        )
         self.proc.start()
         theirs.close()
         self.conn = mine
@@ -134,7 +146,13 @@ class Relay(_Process):
 
 
 def launch(
-    side: str, data_dir: Path, *, users: int = 0, room: str | None = None, **options: Any
+    side: str,
+    data_dir: Path,
+    *,
+    users: int = 0,
+    room: str | None = None,
+    open_files: int | None = None,
+    **options: Any,
 ) -> Any:
     """Seed (for ours) and start the server of one side: ``"ours"`` or ``"relay"``.
 
@@ -143,12 +161,17 @@ def launch(
         data_dir: a fresh folder for our server's database.
         users: users to seed, each with a resume token (see bench/seed.py).
         room: a room to seed with every user in it.
+        open_files: the server process's open-files limit (``ulimit -n``).
         options: for :class:`libimchat.Server`.
     """
+    server: _Process
     if side == "ours":
         seed_users(data_dir, users, profile=options.get("password_profile", "fast"), room=room)
         options.setdefault("password_profile", "fast")
-        return OurServer(data_dir, **options).start()
-    if side == "relay":
-        return Relay().start()
-    raise ValueError(f"unknown side {side!r}")
+        server = OurServer(data_dir, **options)
+    elif side == "relay":
+        server = Relay()
+    else:
+        raise ValueError(f"unknown side {side!r}")
+    server.open_files = open_files
+    return server.start()
