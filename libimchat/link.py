@@ -87,6 +87,7 @@ class Link:
         self._broken_off = 0  # handshakes broken off in a row
         self._handshakes = 0  # handshakes that succeeded on the current DEALER
         self._key_accepted = False  # a handshake with this server succeeded once
+        self._turned_away = False  # the server's gate refused the current DEALER: it is full
         self.core = ClientCore(agent, self._keypair[0].decode() if self._keypair else "")
         self._emit = emit
         self._interval = heartbeat_interval
@@ -185,7 +186,9 @@ class Link:
             liveness = self._liveness or self.core.heartbeat_liveness or 3
             if self._dealer is None and now >= retry_at:
                 self._open_dealer()
-            elif self._dealer is not None and now - self._heard > interval * liveness:
+            elif self._dealer is not None and (
+                self._turned_away or now - self._heard > interval * liveness
+            ):
                 self._close_dealer()
                 # half the backoff, plus up to as much again at random: clients that
                 # lost a server together do not all come back at the same instant
@@ -247,6 +250,7 @@ class Link:
             self._dealer.close(linger=0)
             self._dealer = None
             self._handshakes = 0
+            self._turned_away = False
             self._unsent.clear()  # the core sends what is pending again on the next connection
 
     def _socket(self, kind: int) -> zmq.Socket[bytes]:
@@ -275,10 +279,11 @@ class Link:
         A mismatch of mechanisms or a refusal by the server's gatekeeper is
         final for this connection: its calls fail at once, saying why. The
         gatekeeper of a libimchat server refuses a client's DEALER only when
-        the server has no room for more connections (capacity.py); like a
-        silent server, the refused DEALER is closed once the liveness window
-        passes and opened again after the backoff, so the client comes in
-        when the server has room again. A handshake that just breaks off is what a wrong server key
+        the server has no room for more connections (capacity.py): the
+        refused DEALER is closed and, as after a silent server, opened again
+        after the backoff (1 s doubling to ``reconnect_max``, drawn at random
+        between half and all of it), so the client comes in when the server
+        has room again. A handshake that just breaks off is what a wrong server key
         looks like, but also a server killed or a network reset mid-handshake:
         only :data:`HANDSHAKES_BROKEN_OFF` in a row, before any handshake with
         this server succeeded, count as a refusal; after one did, the key is
@@ -305,7 +310,8 @@ class Link:
                     self._do(self.core.connection_lost())  # nothing new if told already
                     self._do(self.core.connection_made())
                 continue
-            final = event == zmq.EVENT_HANDSHAKE_FAILED_AUTH or (
+            self._turned_away = event == zmq.EVENT_HANDSHAKE_FAILED_AUTH
+            final = self._turned_away or (
                 event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
                 and report["value"] == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH
             )
