@@ -93,15 +93,19 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     raise_open_files_limit()  # before the server reads it
-    server = Server(
-        args.data_dir,
-        host=args.host,
-        port=args.port,
-        pub_port=args.pub_port,
-        insecure=args.insecure,
-        heartbeats_per_second=args.heartbeats_per_second,
-        limits=Limits(messages_per_second=args.message_rate, message_burst=args.message_burst),
-    )
+    try:
+        server = Server(
+            args.data_dir,
+            host=args.host,
+            port=args.port,
+            pub_port=args.pub_port,
+            insecure=args.insecure,
+            heartbeats_per_second=args.heartbeats_per_second,
+            limits=Limits(messages_per_second=args.message_rate, message_burst=args.message_burst),
+        )
+    except ValueError as exc:  # a setting it cannot run with (an open-files limit too low)
+        print(f"imchat: {exc}", file=sys.stderr)
+        return 1
     signal.signal(signal.SIGTERM, lambda *_: server.stop())
     server.start()
     print(f"libimchat server at {server.url}  (data in {server.data_dir})", flush=True)
@@ -117,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"clients elsewhere: imchat chat --url '{elsewhere}'", flush=True)
     if server.capacity.sessions is not None:
         print(
-            f"room for {server.capacity.sessions:,} sessions"
+            f"capacity: {server.capacity.sessions:,} sessions"
             f" (open-files limit {server.capacity.limit:,})",
             flush=True,
         )

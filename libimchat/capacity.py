@@ -8,24 +8,27 @@ in the kernel's queue, and the client hangs. So the server refuses
 connections itself, cleanly, before the limit (see zap.py), and refuses
 sessions past what it can hold (``server_full``):
 
-- a new connection to the ROUTER is refused once fewer than :attr:`reserve`
-  descriptors are left;
-- a SUB of a live session, once fewer than half of that are left: so that
+- a new connection to the ROUTER is refused once no more than
+  :attr:`Capacity.reserve` descriptors are left (its own counted);
+- a SUB of a live session, once no more than half of that are left: so that
   clients already in keep their SUB when strangers' connections crowd in;
 - a Login or Resume, once :attr:`sessions` sessions live: each needs two
   descriptors and there is room for that many pairs.
 
 The reserve also holds the server's own files and the connections that libzmq
-accepted but whose handshake has not reached the gate yet. A peer that opens
-TCP connections and never speaks ZMTP holds each until libzmq's handshake
-timeout; more of those than the reserve can still reach the limit. That is for
-a firewall (a cap of connections per address), not something a process can do.
+accepted but whose handshake has not reached the gate yet. More of those at
+once than the reserve still reach the limit for a moment, until the gate's
+refusals free their descriptors; and a peer that opens TCP connections and
+never speaks ZMTP holds each until libzmq's handshake timeout. A cap of
+connections per address is a firewall's job, not something a process can do.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+from pathlib import Path
 
 try:
     import resource
@@ -55,7 +58,7 @@ class Capacity:
                 f"an open-files limit of {self.limit} leaves no room for connections;"
                 " raise it (ulimit -n)"
             )
-        self._quick = _quick_count() is not None
+        self._quick = _quick_count_holds()
         self._count, self._counted_at = 0, -RECOUNT
 
     @property
@@ -65,11 +68,11 @@ class Capacity:
             return None
         return (self.limit - self.reserve) // 2
 
-    def room_for_clients(self) -> bool:
+    def takes_clients(self) -> bool:
         """Whether a new connection to the ROUTER may be let in now."""
         return self._left() > self.reserve
 
-    def room_for_subscribers(self) -> bool:
+    def takes_subscribers(self) -> bool:
         """Whether a live session's SUB may be let in now."""
         return self._left() > self.reserve // 2
 
@@ -80,15 +83,8 @@ class Capacity:
         (a few microseconds, whatever the count); elsewhere the directory is
         listed (~13 ms at 18,000 descriptors).
         """
-        quick = _quick_count()
-        if quick is not None:
-            return quick
-        for listing in (_FDS, "/dev/fd"):
-            try:
-                return len(os.listdir(listing))
-            except OSError:
-                continue
-        return 0
+        quick = _quick_count() if self._quick else None
+        return quick if quick is not None else _listed_count()
 
     def _left(self) -> int:
         """Descriptors left. A slow count is taken again only every :data:`RECOUNT`
@@ -110,18 +106,26 @@ def raise_open_files_limit() -> int | None:
     Many systems start processes at 1,024 (so that old ``select()`` code never
     sees a larger descriptor) with a hard limit far above: room for ~480
     clients. ``imchat serve`` raises it, as a server of its own process may;
-    a program that embeds the server decides for itself.
+    a program that embeds the server decides for itself. An unlimited hard
+    limit (macOS, some Linux setups) is taken as the kernel's own.
     """
     if resource is None:
         return None
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != hard:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-            soft = hard
-        except (OSError, ValueError):  # above what the kernel allows (nr_open)
-            pass
-    return None if soft == resource.RLIM_INFINITY else soft
+    wanted = _kernel_open_files_limit() if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        with contextlib.suppress(OSError, ValueError):  # the kernel may allow less
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    return _soft_limit()
+
+
+def _kernel_open_files_limit() -> int:
+    """The most descriptors a process may hold: Linux's ``fs.nr_open``, else macOS's
+    ``OPEN_MAX`` (10,240)."""
+    try:
+        return int(Path("/proc/sys/fs/nr_open").read_text())
+    except (OSError, ValueError):
+        return 10_240
 
 
 def _quick_count() -> int | None:
@@ -129,6 +133,22 @@ def _quick_count() -> int | None:
         return os.stat(_FDS).st_size or None  # 0 before Linux 6.2
     except OSError:
         return None
+
+
+def _listed_count() -> int:
+    for listing in (_FDS, "/dev/fd"):
+        try:
+            return len(os.listdir(listing))
+        except OSError:
+            continue
+    return 0
+
+
+def _quick_count_holds() -> bool:
+    """Whether the quick count is there and agrees with a listing (a sandbox may emulate
+    ``/proc`` and give the directory another size)."""
+    quick = _quick_count()
+    return quick is not None and abs(quick - _listed_count()) <= 2
 
 
 def _soft_limit() -> int | None:

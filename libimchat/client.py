@@ -43,7 +43,9 @@ class Client:
     Every connection is encrypted and the server authenticated (CurveZMQ)
     unless ``insecure`` is given. A call to a server that refuses the
     handshake (wrong key, or a plain-text server) raises
-    ``ChatError("handshake_failed")`` saying which.
+    ``ChatError("handshake_failed")`` saying which; a server too full to take
+    the connection, ``ChatError("server_full")``, until the client, trying
+    again by itself, gets in.
 
     Raises:
         ChatError: ``invalid`` for a malformed URL or key; ``handshake_failed``

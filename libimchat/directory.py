@@ -621,7 +621,7 @@ class Directory:
         """
         v.require(username=req.username, password=req.password)
         subscriber_key = v.check_subscriber_key(req.subscriber_key)
-        self._check_room(peer)
+        self._check_capacity(peer)
         user_id = self.account_by_key.get(v.name_key(req.username))
         account = self.accounts.get(user_id) if user_id is not None else None
         self._failed_logins_by_peer.check(peer, now)
@@ -657,8 +657,8 @@ class Directory:
 
     def _resume(self, peer: bytes, req: p.Resume, now: float, out: Outcome) -> None:
         subscriber_key = v.check_subscriber_key(req.subscriber_key)
-        self._check_room(peer)
         token_hash = _token_hash(req.token)
+        self._check_capacity(peer, token_hash)
         user_id = self.store.use_session(token_hash, now, unused_since=now - self.session_ttl)
         if user_id is None:
             raise ChatError("session_expired", "the session has ended; log in again")
@@ -671,19 +671,31 @@ class Directory:
         )
         self._start_session(session, req.rid, req.token, out)
 
-    def _check_room(self, peer: bytes) -> None:
-        """Refuse a new session past :attr:`max_sessions` (a peer's own replaces itself)."""
+    def _check_capacity(self, peer: bytes, token_hash: str | None = None) -> None:
+        """Refuse a new session past :attr:`max_sessions`.
+
+        Not one that takes the place of another: a new login on a peer that
+        has a session, or a resume of a session still live on a connection the
+        client lost (libzmq reconnected it under a new routing id, and the old
+        session lasts until it expires). Those hold no more descriptors than
+        before.
+        """
         if (
-            self.max_sessions is not None
-            and len(self.sessions) >= self.max_sessions
-            and peer not in self.sessions
+            self.max_sessions is None
+            or len(self.sessions) < self.max_sessions
+            or peer in self.sessions
         ):
-            raise ChatError(
-                "server_full",
-                f"the server holds as many sessions as it can ({self.max_sessions});"
-                " try again later",
-                retry_after=SERVER_FULL_RETRY,
-            )
+            return
+        # the server is full, which is rare: look through its sessions
+        if token_hash is not None and any(
+            s.token_hash == token_hash for s in self.sessions.values()
+        ):
+            return
+        raise ChatError(
+            "server_full",
+            f"the server holds as many sessions as it can ({self.max_sessions}); try again later",
+            retry_after=SERVER_FULL_RETRY,
+        )
 
     def _start_session(self, session: _Session, rid: int, token: str, out: Outcome) -> None:
         peer, account = session.peer, self.accounts[session.user_id]

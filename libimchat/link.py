@@ -311,11 +311,15 @@ class Link:
                     self._do(self.core.connection_made())
                 continue
             self._turned_away = event == zmq.EVENT_HANDSHAKE_FAILED_AUTH
+            if self._turned_away:
+                # the gate is asked only once the server has read our handshake: the key is good
+                self._key_accepted = True
+            else:
+                self._broken_off += 1
             final = self._turned_away or (
                 event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
                 and report["value"] == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH
             )
-            self._broken_off += 1
             if not final and (self._key_accepted or self._broken_off < HANDSHAKES_BROKEN_OFF):
                 continue
             self.refusal = self._refused(event)

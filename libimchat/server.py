@@ -53,6 +53,9 @@ CURVE_OVERHEAD = 33
 DATABASE = "imchat.db"
 TOKEN_CLEANUP_INTERVAL = 3600.0
 BACKLOG = 4096
+# TCP keepalive on every connection: a silent peer is probed after 60 s, then every
+# 10 s, and dropped after 3 unanswered probes (~90 s), its descriptor freed (capacity.py)
+KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES = 60, 10, 3
 IDLE_POLL = 100  # ms the loop waits for a request
 WAITING_POLL = 10  # ms it waits while messages wait for peers that read slowly (outbox.py)
 __all__ = ["Server", "default_data_dir"]
@@ -80,6 +83,10 @@ class Server:
         insecure: speak plain text instead of CurveZMQ. Anyone on the network
             then reads every message and password: only for a trusted network
             or for comparing costs.
+
+    Raises:
+        ValueError: the process's open-files limit (``ulimit -n``) is too low to
+            take connections (128 or less).
 
     Use it as a context manager (``with Server(...) as server``), with
     :meth:`start`/:meth:`stop` (a background thread), or with
@@ -220,15 +227,21 @@ class Server:
                 sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME + (CURVE_OVERHEAD if secret else 0))
                 # libzmq's accept queue holds 100; a reconnect storm overflows it
                 sock.setsockopt(zmq.BACKLOG, BACKLOG)
+                # a peer gone without a word (power cut, NAT timeout) keeps its connection,
+                # and its descriptor, until TCP notices: nothing else is ever sent to it
+                sock.setsockopt(zmq.TCP_KEEPALIVE, 1)
+                sock.setsockopt(zmq.TCP_KEEPALIVE_IDLE, KEEPALIVE_IDLE)
+                sock.setsockopt(zmq.TCP_KEEPALIVE_INTVL, KEEPALIVE_INTERVAL)
+                sock.setsockopt(zmq.TCP_KEEPALIVE_CNT, KEEPALIVE_PROBES)
                 if secret is not None:
                     sock.setsockopt(zmq.CURVE_SERVER, 1)
                     sock.setsockopt(zmq.CURVE_SECRETKEY, secret)
-            gatekeeper.guard(router, zap.REQUESTS, room=self.capacity.room_for_clients)
+            gatekeeper.guard(router, zap.REQUESTS, has_capacity=self.capacity.takes_clients)
             gatekeeper.guard(
                 publisher,
                 zap.PUBLICATIONS,
                 admits=may_subscribe,
-                room=self.capacity.room_for_subscribers,
+                has_capacity=self.capacity.takes_subscribers,
             )
             router.setsockopt(zmq.ROUTER_MANDATORY, 1)
             router.setsockopt(zmq.SNDHWM, PEER_QUEUE)  # the rest waits in the Outbox

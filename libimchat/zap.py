@@ -13,9 +13,9 @@ logging in). The PUB socket takes only the keys the server's logic names, the
 keys of live sessions: the predicate is a callable, so this module knows
 nothing of sessions. Under NULL there are no keys and no predicate is asked.
 
-A domain may also say whether the server has room for one more connection
+A domain may also say whether the server can take one more connection
 (capacity.py): a server out of file descriptors would spin in libzmq's
-listener, so past its room every handshake is refused, whoever knocks.
+listener, so once it is full every handshake is refused, whoever knocks.
 
 The gate is shut at connection time only: ZAP runs once per handshake, so a
 peer admitted earlier stays connected until it disconnects. libzmq (4.3) does
@@ -41,8 +41,8 @@ FULL_LOG_INTERVAL = 60.0
 
 Admits = Callable[[bytes], bool]
 """Whether a CURVE public key (Z85, 40 bytes) may connect."""
-Room = Callable[[], bool]
-"""Whether the server has room for one more connection now."""
+HasCapacity = Callable[[], bool]
+"""Whether the server can take one more connection now."""
 
 
 class Gatekeeper:
@@ -51,9 +51,9 @@ class Gatekeeper:
     def __init__(self, ctx: zmq.Context[zmq.Socket[bytes]], *, curve: bool) -> None:
         self.mechanism = b"CURVE" if curve else b"NULL"
         self.refused = 0
-        self.refused_for_room = 0
+        self.refused_full = 0
         self._told_full_at = -FULL_LOG_INTERVAL  # when the log last said so
-        self._domains: dict[bytes, tuple[Admits | None, Room | None]] = {}
+        self._domains: dict[bytes, tuple[Admits | None, HasCapacity | None]] = {}
         self.socket = ctx.socket(zmq.REP)
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.bind(ENDPOINT)
@@ -63,7 +63,7 @@ class Gatekeeper:
         sock: zmq.Socket[bytes],
         domain: bytes,
         admits: Admits | None = None,
-        room: Room | None = None,
+        has_capacity: HasCapacity | None = None,
     ) -> None:
         """Make libzmq ask this gatekeeper about each connection to ``sock``.
 
@@ -74,10 +74,10 @@ class Gatekeeper:
                 guarded alike.
             admits: under CURVE, which public keys may connect (``None``: any);
                 asked on the server's loop at each handshake.
-            room: whether the server can take one more connection (``None``:
-                always); asked first, under any mechanism.
+            has_capacity: whether the server can take one more connection
+                (``None``: always); asked first, under any mechanism.
         """
-        self._domains[domain] = (admits, room)
+        self._domains[domain] = (admits, has_capacity)
         sock.setsockopt(zmq.ZAP_DOMAIN, domain)
 
     def answer(self) -> None:
@@ -103,12 +103,12 @@ class Gatekeeper:
                 address.decode(errors="replace"),
             )
             return [_VERSION, request_id, b"400", b"wrong mechanism", b"", b""]
-        admits, room = self._domains[domain]
-        if room is not None and not room():
+        admits, has_capacity = self._domains[domain]
+        if has_capacity is not None and not has_capacity():
             self.refused += 1
-            self.refused_for_room += 1
+            self.refused_full += 1
             self._tell_full()
-            return [_VERSION, request_id, b"400", b"no room", b"", b""]
+            return [_VERSION, request_id, b"400", b"server full", b"", b""]
         user_id = z85.encode(credentials[0]) if credentials else b""
         if admits is not None and self.mechanism == b"CURVE" and not admits(user_id):
             self.refused += 1
@@ -118,11 +118,11 @@ class Gatekeeper:
         return [_VERSION, request_id, b"200", b"OK", user_id, b""]
 
     def _tell_full(self) -> None:
-        """Log refusals for want of room: the first, then once a minute at most."""
+        """Log refusals of a full server: the first, then once a minute at most."""
         now = time.monotonic()
         if now - self._told_full_at >= FULL_LOG_INTERVAL:
             self._told_full_at = now
             log.warning(
-                "no room for more connections (the open-files limit): %d refused so far",
-                self.refused_for_room,
+                "the server is full (its open-files limit): %d connections refused so far",
+                self.refused_full,
             )

@@ -7,8 +7,14 @@ ever. The server refuses before that (capacity.py), at its gate.
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import struct
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +22,13 @@ import pytest
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from libimchat import ChatError, Client
-from libimchat import protocol as p
+from libimchat import ChatError, Client, Server
+from libimchat.capacity import raise_open_files_limit
 from tests.faults.servers import ROOT, ServerProcess, wait_until
-from tests.helpers import logged_in, signup, wait_for
-from tests.test_directory import ask, directory
+from tests.helpers import HEARTBEAT, signup, wait_for
 
-OPEN_FILES = 256  # the server's limit: a reserve of 64, so room for ~190 connections
-CROWD = 250  # connections that want in, more than that
+OPEN_FILES = 192  # the server's limit: a reserve of 64, so room for ~100 connections
+CROWD = 150  # connections that want in, more than that
 _OUTCOMES = zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_AUTH
 
 
@@ -59,14 +64,25 @@ def _signs_up(client: Client, name: str) -> bool:
     return True
 
 
+def _chatting(url: str, name: str) -> Client:
+    """A logged-in client that keeps its connection through a slow heartbeat: reopened,
+    its DEALER would be turned away like any newcomer's."""
+    client = Client(url, timeout=10, heartbeat_liveness=50)
+    signup(client, name)
+    client.login(name, "pw")
+    return client
+
+
 def test_a_server_out_of_descriptors_turns_newcomers_away_and_serves_those_in(
     tmp_path: Path,
 ) -> None:
+    # this process holds ~4 descriptors a stranger until its handshake is told
+    assert (raise_open_files_limit() or 1 << 20) > 6 * CROWD, "ulimit -n too low for this test"
     server = ServerProcess(tmp_path / "data", open_files=OPEN_FILES).start()
     ctx: zmq.Context[Any] = zmq.Context()
     crowd = []
     try:
-        with logged_in(server.url, "ali") as ali, logged_in(server.url, "bob") as bob:
+        with _chatting(server.url, "ali") as ali, _chatting(server.url, "bob") as bob:
             crowd = [_knock(ctx, server.url) for _ in range(CROWD)]
             # each is answered: let in while there is room, turned away after,
             # and none is left hanging in the kernel's accept queue
@@ -92,10 +108,12 @@ def test_a_server_out_of_descriptors_turns_newcomers_away_and_serves_those_in(
             assert wait_for(bob, lambda e: e.kind == "message").message.body == "still here"
 
             with Client(server.url, timeout=10) as cyd:
+                started = time.monotonic()
                 with pytest.raises(ChatError) as caught:
                     signup(cyd, "cyd")
                 assert caught.value.code == "server_full"
                 assert "takes no more connections" in caught.value.message
+                assert time.monotonic() - started < 5  # told at once, not after the timeout
                 for dealer in crowd:
                     dealer.close(0)
                 crowd = []
@@ -109,40 +127,58 @@ def test_a_server_out_of_descriptors_turns_newcomers_away_and_serves_those_in(
         server.stop()
 
 
-def test_sessions_past_the_servers_room_are_refused_server_full(tmp_path: Path) -> None:
-    d = directory(tmp_path / "chat.db")
-    d.max_sessions = 2
-    for name in ("ali", "bob", "cyd"):
-        ask(
-            d,
-            b"x",
-            p.Signup(
-                rid=1,
-                username=name,
-                password="pw",
-                first_name="F",
-                last_name="L",
-                phone="0633217608",
-            ),
-        )
-    ali, _ = ask(d, b"a", p.Login(rid=2, username="ali", password="pw"))
-    ask(d, b"b", p.Login(rid=2, username="bob", password="pw"))
-    refused, outcome = ask(d, b"c", p.Login(rid=3, username="cyd", password="pw"))
-    assert isinstance(refused, p.Failure) and refused.code == "server_full"
-    assert refused.retry_after > 0 and outcome.publications == []
-    # before any Argon2 work is done for it
-    assert (
-        d.password_work(b"c", p.encode(p.Login(rid=4, username="cyd", password="pw")), 100.0)
-        is None
-    )
-    resumed, _ = ask(d, b"c", p.Resume(rid=5, token=ali.token))
-    assert isinstance(resumed, p.Failure) and resumed.code == "server_full"
-    again, _ = ask(d, b"a", p.Login(rid=6, username="ali", password="pw"))
-    assert isinstance(again, p.SessionStarted)  # a peer's new session replaces its own
-    ask(d, b"b", p.Logout(rid=7))
-    assert isinstance(
-        ask(d, b"c", p.Login(rid=8, username="cyd", password="pw"))[0], p.SessionStarted
-    )
+def test_a_full_server_is_not_taken_for_a_wrong_key_when_the_network_breaks(
+    tmp_path: Path,
+) -> None:
+    server = Server(tmp_path, password_profile="fast", heartbeat_interval=HEARTBEAT)
+    server.capacity.takes_clients = lambda: False  # type: ignore[method-assign]  # full
+    server.start()
+    port = server.port
+    with Client(server.url, timeout=5) as client:
+        try:
+            with pytest.raises(ChatError) as caught:
+                signup(client, "ali")
+            assert caught.value.code == "server_full"
+        finally:
+            server.stop()
+        # the port now resets every connection, mid-handshake: network trouble
+        with _resetting(port) as resets:
+            codes = set()
+            deadline = time.monotonic() + 3.0
+            while time.monotonic() < deadline or resets() < 3:
+                try:
+                    client.users()
+                except ChatError as exc:
+                    codes.add(exc.code)
+                assert time.monotonic() < deadline + 10, "the client stopped trying"
+        # the gate read the client's handshake before turning it away: the key is good
+        assert "handshake_failed" not in codes
+
+
+@contextlib.contextmanager
+def _resetting(port: int) -> Iterator[Callable[[], int]]:
+    """A listener on ``port`` that resets each connection at once; yields its count."""
+    listener = socket.create_server(("127.0.0.1", port), reuse_port=False)
+    count = 0
+
+    def reset() -> None:
+        nonlocal count
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:  # closed
+                return
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()
+            count += 1
+
+    thread = threading.Thread(target=reset, daemon=True)
+    thread.start()
+    try:
+        yield lambda: count
+    finally:
+        listener.close()
+        thread.join(5)
 
 
 # run in a process of its own: in pytest's, libzmq's threads may still be closing
@@ -156,10 +192,10 @@ assert abs(held - len(os.listdir("/proc/self/fd"))) <= 1, held  # the listing ho
 files = [tempfile.TemporaryFile() for _ in range(30)]
 assert Capacity().open_files() == held + 30
 tight = Capacity(limit=held + 30 + 20, reserve=20)
-assert not tight.room_for_clients() and tight.room_for_subscribers()
+assert not tight.takes_clients() and tight.takes_subscribers()
 assert tight.sessions == (held + 30) // 2
 files.pop().close()
-assert tight.room_for_clients()
+assert Capacity(limit=tight.limit, reserve=20).takes_clients()  # a fresh count: see RECOUNT
 try:
     Capacity(limit=100, reserve=64)
 except ValueError as exc:

@@ -60,6 +60,30 @@ def test_a_login_whose_write_fails_leaves_no_session_and_announces_nothing(tmp_p
     assert [type(e) for e in outcome.publications] == [p.PresenceChanged]
 
 
+def test_sessions_past_the_servers_capacity_are_refused_server_full(tmp_path: Path) -> None:
+    d = directory(tmp_path / "chat.db")
+    d.max_sessions = 2
+    for name in ("ali", "bob", "cyd"):
+        signup(d, name)
+    ali, _ = ask(d, b"a", p.Login(rid=2, username="ali", password="pw"))
+    ask(d, b"b", p.Login(rid=2, username="bob", password="pw"))
+    refused, outcome = ask(d, b"c", p.Login(rid=3, username="cyd", password="pw"))
+    assert isinstance(refused, p.Failure) and refused.code == "server_full"
+    assert refused.retry_after > 0 and outcome.publications == []
+    login = p.encode(p.Login(rid=4, username="cyd", password="pw"))
+    assert d.password_work(b"c", login, 100.0) is None  # no Argon2 work for it
+    # ali's connection broke; libzmq reconnected it under a new id: her resume takes
+    # the place of her session there, which holds nothing any more
+    resumed, _ = ask(d, b"a2", p.Resume(rid=6, token=ali.token))
+    assert isinstance(resumed, p.SessionStarted)
+    again, _ = ask(d, b"b", p.Login(rid=7, username="bob", password="pw"))
+    assert isinstance(again, p.SessionStarted)  # a peer's new session replaces its own
+    ask(d, b"a", p.Logout(rid=8))
+    ask(d, b"a2", p.Logout(rid=9))
+    welcome, _ = ask(d, b"c", p.Login(rid=10, username="cyd", password="pw"))
+    assert isinstance(welcome, p.SessionStarted)
+
+
 def test_a_keyed_request_that_fails_after_answering_is_not_answered_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

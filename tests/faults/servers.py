@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import random
-import resource
 import signal
 import socket
 import subprocess
@@ -103,9 +102,9 @@ class ServerProcess:
     def start(self) -> ServerProcess:
         """Start the server; returns once it listens."""
         command = [sys.executable, "-m", "tests.faults.serve", str(self.data_dir), str(self.port)]
-        self._process = subprocess.Popen(
-            command, cwd=ROOT, stdout=subprocess.PIPE, text=True, preexec_fn=self._limit
-        )
+        if self.open_files is not None:
+            command.append(str(self.open_files))
+        self._process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
         assert self._process.stdout is not None
         url = self._process.stdout.readline().strip()
         assert url.startswith("tcp://"), f"the server process did not start (it said {url!r})"
@@ -113,12 +112,6 @@ class ServerProcess:
         assert self.url in ("", url), f"the restarted server has another URL: {url} != {self.url}"
         self.url = url
         return self
-
-    def _limit(self) -> None:
-        """In the server's process, before it runs: its open-files limit."""
-        if self.open_files is not None:
-            hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-            resource.setrlimit(resource.RLIMIT_NOFILE, (self.open_files, hard))
 
     def open_fds(self) -> int:
         """The descriptors the server's process holds now."""
