@@ -53,9 +53,12 @@ CURVE_OVERHEAD = 33
 DATABASE = "imchat.db"
 TOKEN_CLEANUP_INTERVAL = 3600.0
 BACKLOG = 4096
-# TCP keepalive on every connection: a silent peer is probed after 60 s, then every
-# 10 s, and dropped after 3 unanswered probes (~90 s), its descriptor freed (capacity.py)
+# A peer gone without a word must not hold its descriptor for good (capacity.py). An
+# idle connection is probed after 60 s, then every 10 s, and dropped after 3 unanswered
+# probes (~90 s); one with data unacknowledged (no probes are sent then) after 90 s
+# (TCP_USER_TIMEOUT, Linux), not after the kernel's ~15 minutes of retransmissions
 KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES = 60, 10, 3
+UNACKNOWLEDGED_FOR = 90_000  # ms
 IDLE_POLL = 100  # ms the loop waits for a request
 WAITING_POLL = 10  # ms it waits while messages wait for peers that read slowly (outbox.py)
 __all__ = ["Server", "default_data_dir"]
@@ -228,11 +231,12 @@ class Server:
                 # libzmq's accept queue holds 100; a reconnect storm overflows it
                 sock.setsockopt(zmq.BACKLOG, BACKLOG)
                 # a peer gone without a word (power cut, NAT timeout) keeps its connection,
-                # and its descriptor, until TCP notices: nothing else is ever sent to it
+                # and its descriptor, until TCP notices
                 sock.setsockopt(zmq.TCP_KEEPALIVE, 1)
                 sock.setsockopt(zmq.TCP_KEEPALIVE_IDLE, KEEPALIVE_IDLE)
                 sock.setsockopt(zmq.TCP_KEEPALIVE_INTVL, KEEPALIVE_INTERVAL)
                 sock.setsockopt(zmq.TCP_KEEPALIVE_CNT, KEEPALIVE_PROBES)
+                sock.setsockopt(zmq.TCP_MAXRT, UNACKNOWLEDGED_FOR)
                 if secret is not None:
                     sock.setsockopt(zmq.CURVE_SERVER, 1)
                     sock.setsockopt(zmq.CURVE_SECRETKEY, secret)
