@@ -37,6 +37,7 @@ except ImportError:  # Windows: no open-files limit of this kind
 
 MIN_RESERVE = 64
 RECOUNT = 0.1  # seconds a slow count (a directory listing) is used for
+MOST_OPEN_FILES = 1 << 20  # what raise_open_files_limit() goes up to at most
 _FDS = "/proc/self/fd"
 
 
@@ -107,12 +108,15 @@ def raise_open_files_limit() -> int | None:
     sees a larger descriptor) with a hard limit far above: room for ~480
     clients. ``imchat serve`` raises it, as a server of its own process may;
     a program that embeds the server decides for itself. An unlimited hard
-    limit (macOS, some Linux setups) is taken as the kernel's own.
+    limit (macOS) is taken as the kernel's own; none is taken past
+    :data:`MOST_OPEN_FILES` (containers may allow a billion, and a reserve of
+    2.5% of that would never be reached).
     """
     if resource is None:
         return None
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = _kernel_open_files_limit() if hard == resource.RLIM_INFINITY else hard
+    wanted = min(wanted, MOST_OPEN_FILES)
     if soft != resource.RLIM_INFINITY and soft < wanted:
         with contextlib.suppress(OSError, ValueError):  # the kernel may allow less
             resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))

@@ -123,6 +123,7 @@ class Gatekeeper:
         if now - self._told_full_at >= FULL_LOG_INTERVAL:
             self._told_full_at = now
             log.warning(
-                "the server is full (its open-files limit): %d connections refused so far",
+                "the server is full (its open-files limit): turning new connections away"
+                " (%d so far)",
                 self.refused_full,
             )
