@@ -12,7 +12,7 @@ sessions past what it can hold (``server_full``):
   :attr:`Capacity.reserve` descriptors are left (its own counted);
 - a SUB of a live session, once no more than half of that are left: so that
   clients already in keep their SUB when strangers' connections crowd in;
-- a Login or Resume, once :attr:`sessions` sessions live: each needs two
+- a Login or Resume, once :attr:`Capacity.sessions` sessions live: each needs two
   descriptors and there is room for that many pairs.
 
 The reserve also holds the server's own files and the connections that libzmq

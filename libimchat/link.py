@@ -283,12 +283,15 @@ class Link:
         refused DEALER is closed and, as after a silent server, opened again
         after the backoff (1 s doubling to ``reconnect_max``, drawn at random
         between half and all of it), so the client comes in when the server
-        has room again. A handshake that just breaks off is what a wrong server key
-        looks like, but also a server killed or a network reset mid-handshake:
-        only :data:`HANDSHAKES_BROKEN_OFF` in a row, before any handshake with
-        this server succeeded, count as a refusal; after one did, the key is
-        known good and breaks are network trouble (a server gone behind a
-        proxy, say), however long they last.
+        has room again.
+
+        A handshake that just breaks off is what a wrong server key looks
+        like, but also a server killed or a network reset mid-handshake: only
+        :data:`HANDSHAKES_BROKEN_OFF` in a row, before any handshake with this
+        server succeeded or its gatekeeper turned us away (it reads the
+        handshake first), count as a refusal; after that, the key is known
+        good and breaks are network trouble (a server gone behind a proxy,
+        say), however long they last.
         """
         while monitor.poll(0):
             report = recv_monitor_message(monitor)

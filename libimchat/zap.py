@@ -37,7 +37,7 @@ ENDPOINT = "inproc://zeromq.zap.01"  # fixed by RFC 27
 REQUESTS = b"libimchat"  # the ROUTER socket's domain
 PUBLICATIONS = b"libimchat-pub"  # the PUB socket's domain
 _VERSION = b"1.0"
-FULL_LOG_INTERVAL = 60.0
+FULL_LOG_INTERVAL = 60.0  # seconds between two warnings that the server is full
 
 Admits = Callable[[bytes], bool]
 """Whether a CURVE public key (Z85, 40 bytes) may connect."""
