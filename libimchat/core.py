@@ -130,6 +130,8 @@ class ClientCore:
         # fetches of ours the server refused for the user's page budget, to ask
         # again: (when, what, for which stream)
         self._later: list[tuple[float, p.Request, _Sequence]] = []
+        # when to resume again, after the server refused a Resume for want of room
+        self._resume_at: float | None = None
         self._now = 0.0
         self.user: User | None = None
         self.token: str | None = None
@@ -194,6 +196,9 @@ class ClientCore:
             if stream is self._stream_of(request) and not self._fetching(stream):
                 self._stop_waiting(request)
                 actions += self._fetch_again(request)
+        if self._resume_at is not None and now >= self._resume_at:
+            self._resume_at = None
+            actions += self._resume()
         return actions
 
     def connection_lost(self) -> list[Action]:
@@ -205,6 +210,7 @@ class ClientCore:
         self._internal_sent.clear()
         self._overdue.clear()  # their replies went to the connection that is gone
         self._later.clear()  # the next session start catches up anyway
+        self._resume_at = None  # the next connection resumes anyway
         self._abandoned.clear()
         for stream in self._streams():
             stream.fetching = False
@@ -317,6 +323,7 @@ class ClientCore:
         actions: list[Action] = []
         fresh = not resumed or self.inbox is None
         self._live = True
+        self._resume_at = None
         self.user, self.token = reply.user, reply.token
         self.blocked = {name_key(name) for name in reply.blocked}
         if reply.heartbeat_interval:
@@ -427,6 +434,11 @@ class ClientCore:
             self.connected = False
             actions.append(Emit(Event(kind="connection", online=False)))
             return actions + self._send_pending()
+        if isinstance(request, p.Resume) and failure.code == "server_full":
+            # the server holds as many sessions as it can: ask again when it says,
+            # not at the next heartbeat (18 s apart on a big server)
+            self._resume_at = self._now + (failure.retry_after or 1.0)
+            return []
         if isinstance(request, p.Ping) and self._session_lost(failure):
             self._session_gone()
             return self._resume()

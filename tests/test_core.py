@@ -201,6 +201,20 @@ def test_a_resume_answered_after_its_window_still_resumes_the_session() -> None:
     assert [type(r) for r in sent(started)].count(p.Invite) == 1
 
 
+def test_a_resume_refused_for_a_full_server_is_asked_again_when_the_server_says() -> None:
+    core = ClientCore()
+    resume = reconnected(core)
+    full = p.Failure(rid=resume.rid, code="server_full", message="full", retry_after=5.0)
+    assert sent(core.received(p.encode(full))) == []
+    assert not core.connected  # the session is kept, not live
+    assert sent(core.tick(14.0)) == []
+    (again,) = sent(core.tick(15.5))  # before: only at the next heartbeat's not_logged_in
+    assert isinstance(again, p.Resume) and again.token == resume.token
+    assert sent(core.tick(21.0)) == []  # once
+    started = core.received(session(again.rid))
+    assert core.connected and [e.online for e in emitted(started) if e.kind == "connection"]
+
+
 def test_a_request_made_while_the_session_is_not_live_goes_out_once_when_it_resumes() -> None:
     # sent at once, it would also be resent with the pending ones: an Invite would push twice
     core = ClientCore()
