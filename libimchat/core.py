@@ -201,6 +201,14 @@ class ClientCore:
             actions += self._resume()
         return actions
 
+    def next_due(self) -> float | None:
+        """When :meth:`tick` has something to send next (a postponed fetch or resume),
+        on its clock; ``None``: nothing is postponed."""
+        times = [when for when, _, _ in self._later]
+        if self._resume_at is not None:
+            times.append(self._resume_at)
+        return min(times, default=None)
+
     def connection_lost(self) -> list[Action]:
         """The connection is lost (silence, or libzmq saw it break): forget internal requests;
         keep the caller's for resending."""
@@ -381,6 +389,7 @@ class ClientCore:
         self.rooms, self.blocked = {}, set()
         self._live = False
         self._later.clear()
+        self._resume_at = None
         return actions
 
     def _renamed(self, old: str, new: str) -> None:
@@ -516,7 +525,11 @@ class ClientCore:
         )
 
     def _resume(self) -> list[Action]:
-        if self.token is None or any(isinstance(r, p.Resume) for r in self._internal.values()):
+        if (
+            self.token is None
+            or self._resume_at is not None  # the server is full: not before it said
+            or any(isinstance(r, p.Resume) for r in self._internal.values())
+        ):
             return []
         resume = p.Resume(rid=0, token=self.token, subscriber_key=self.subscriber_key)
         return self._internal_request(resume)

@@ -199,6 +199,9 @@ class Link:
             elif self._dealer is not None and now - self._sent >= interval:
                 self._do(self.core.heartbeat())
             wait = interval / 2 if self._dealer else min(interval / 2, max(retry_at - now, 0.01))
+            due = self.core.next_due()  # a postponed fetch or resume
+            if due is not None:
+                wait = min(wait, max(due - now, 0.01))
             ready = dict(self._poller().poll(int(wait * 1000)))
             if self._wake_reader.fileno() in ready:
                 self._drain_wakeups()

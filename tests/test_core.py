@@ -206,13 +206,19 @@ def test_a_resume_refused_for_a_full_server_is_asked_again_when_the_server_says(
     resume = reconnected(core)
     full = p.Failure(rid=resume.rid, code="server_full", message="full", retry_after=5.0)
     assert sent(core.received(p.encode(full))) == []
-    assert not core.connected  # the session is kept, not live
+    assert not core.connected and core.token == resume.token  # the session is kept, not live
+    assert core.next_due() == 15.0  # when the link must wake up to tick
+    core.tick(12.0)
+    (ping,) = sent(core.heartbeat())
+    forgot = p.Failure(rid=ping.rid, code="not_logged_in", message="log in first")
+    assert sent(core.received(p.encode(forgot))) == []  # not before the server said
     assert sent(core.tick(14.0)) == []
-    (again,) = sent(core.tick(15.5))  # before: only at the next heartbeat's not_logged_in
+    (again,) = sent(core.tick(15.5))  # before: at every heartbeat's not_logged_in
     assert isinstance(again, p.Resume) and again.token == resume.token
-    assert sent(core.tick(21.0)) == []  # once
+    assert sent(core.tick(21.0)) == [] and core.next_due() is None  # once
     started = core.received(session(again.rid))
-    assert core.connected and [e.online for e in emitted(started) if e.kind == "connection"]
+    assert core.connected
+    assert [e.online for e in emitted(started) if e.kind == "connection"] == [True]
 
 
 def test_a_request_made_while_the_session_is_not_live_goes_out_once_when_it_resumes() -> None:
