@@ -45,8 +45,8 @@ class Capacity:
     """The open-files budget of this process.
 
     Args:
-        limit: the most descriptors the process may hold; by default its soft
-            ``RLIMIT_NOFILE``. ``None`` (or unlimited) checks nothing.
+        limit: the most descriptors the process may hold; by default (``None``)
+            its soft ``RLIMIT_NOFILE``. An unlimited soft limit checks nothing.
         reserve: descriptors kept free below ``limit``; by default 2.5% of it,
             at least :data:`MIN_RESERVE` (500 of 20,000).
     """

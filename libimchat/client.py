@@ -127,7 +127,9 @@ class Client:
         Raises:
             ChatError: ``bad_credentials`` for a wrong username or password;
                 ``rate_limited`` (with ``retry_after``) after too many failed
-                logins, or when the server is too busy checking passwords.
+                logins, or when the server is too busy checking passwords;
+                ``server_full`` (with ``retry_after``) when the server holds
+                as many sessions, or connections, as it can.
         """
         return self._call(calls.login(username, password))
 

@@ -317,7 +317,7 @@ class Failure:
     rid: int
     code: str
     message: str
-    retry_after: float = 0.0  # rate_limited: seconds before a retry can succeed
+    retry_after: float = 0.0  # rate_limited, server_full: seconds before a retry can succeed
 
 
 Reply = Union[

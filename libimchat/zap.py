@@ -75,7 +75,8 @@ class Gatekeeper:
             admits: under CURVE, which public keys may connect (``None``: any);
                 asked on the server's loop at each handshake.
             has_capacity: whether the server can take one more connection
-                (``None``: always); asked first, under any mechanism.
+                (``None``: always); asked once the mechanism is known right,
+                before ``admits``, under either mechanism.
         """
         self._domains[domain] = (admits, has_capacity)
         sock.setsockopt(zmq.ZAP_DOMAIN, domain)
