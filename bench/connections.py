@@ -249,18 +249,17 @@ def load(conn: Any, spec: dict[str, Any]) -> None:
         crowd.close()
 
 
-def _expected_interval(clients: int) -> float:
+def expected_interval(clients: int) -> float:
     """The heartbeat interval our server tells this many clients (with its defaults)."""
     return heartbeat_interval_for(clients, HEARTBEAT, HEARTBEATS_PER_SECOND)
 
 
-def _side(plan: Plan, side: str, clients: int, heartbeat: float) -> dict[str, Any]:
-    """One side's figures; its clients heartbeat every ``heartbeat`` s until told otherwise."""
-    server = launch(
-        side, plan.fresh_dir(f"connections-{side}"), users=clients, heartbeat_interval=HEARTBEAT
-    )
+def crowd_specs(
+    plan: Plan, side: str, server: Any, clients: int, heartbeat: float
+) -> list[dict[str, Any]]:
+    """The specs of the load processes (:func:`load`) that hold ``clients`` idle clients."""
     processes = max(plan.load_processes, math.ceil(clients / CLIENTS_PER_PROCESS))
-    specs = [
+    return [
         {
             "wire": side,
             "url": server.url,
@@ -271,6 +270,14 @@ def _side(plan: Plan, side: str, clients: int, heartbeat: float) -> dict[str, An
         }
         for users in split(range(clients), processes)
     ]
+
+
+def _side(plan: Plan, side: str, clients: int, heartbeat: float) -> dict[str, Any]:
+    """One side's figures; its clients heartbeat every ``heartbeat`` s until told otherwise."""
+    server = launch(
+        side, plan.fresh_dir(f"connections-{side}"), users=clients, heartbeat_interval=HEARTBEAT
+    )
+    specs = crowd_specs(plan, side, server, clients, heartbeat)
     try:
         with LoadGroup(load, specs, f"connections-{side}") as group:
             group.gather(120.0, expect="ready")
@@ -286,7 +293,7 @@ def _side(plan: Plan, side: str, clients: int, heartbeat: float) -> dict[str, An
             login_s = max(c[1] for c in connected) - began
             # idle: every client heartbeats; measure the server's CPU and memory over two
             # intervals at least, after one in which every client learns the interval
-            interval = _expected_interval(clients)
+            interval = expected_interval(clients)
             settle = time.monotonic() + interval
             idle_end = settle + max(plan.measure, 2 * interval)
             group.send_all(("idle", idle_end, False))
@@ -338,7 +345,7 @@ def run(plan: Plan) -> None:
         print(f"  idle connections: {clients} clients (DEALER + SUB each)", flush=True)
         figures = {}
         # the relay's clients heartbeat as often as our server asked its own to
-        heartbeat = _expected_interval(clients)
+        heartbeat = expected_interval(clients)
         for side in ("ours", "relay"):
             try:
                 figures[side] = _side(plan, side, clients, heartbeat)

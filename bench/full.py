@@ -12,16 +12,24 @@ process opens :data:`STRANGERS` DEALERs at once, more than that limit, the way
 a crowd of clients or a careless script would. Measured: how many are let in,
 turned away, or left unanswered after :data:`ANSWER_WITHIN` seconds, and the
 server's CPU while they hold their connections.
+
+In full mode, also at the machine's own limit (20,000 descriptors a process):
+:data:`CLIENTS_AT_LIMIT` idle clients of the connections scenario, a DEALER
+and a SUB each, 20,000 connections. Measured: how many log in, how many are
+told ``server_full``, the descriptors the server holds and its CPU while they
+idle.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
+from . import connections
 from .measure import CpuWindow
 from .plan import Plan
 from .procs import LoadGroup, report_errors
@@ -33,6 +41,7 @@ OPEN_FILES = 2048
 STRANGERS = 2500
 ANSWER_WITHIN = 5.0  # seconds
 HOLD = 3.0  # seconds the connections are held, the server's CPU measured
+CLIENTS_AT_LIMIT = 10_000
 _OUTCOMES = zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_AUTH
 
 
@@ -122,6 +131,48 @@ def _side(plan: Plan, side: str) -> dict[str, Any]:
     return figures
 
 
+def _clients_at_the_limit(plan: Plan, side: str) -> dict[str, Any]:
+    clients = CLIENTS_AT_LIMIT
+    server = launch(
+        side,
+        plan.fresh_dir(f"full-clients-{side}"),
+        users=clients,
+        heartbeat_interval=connections.HEARTBEAT,
+    )
+    heartbeat = connections.expected_interval(clients)
+    specs = connections.crowd_specs(plan, side, server, clients, heartbeat)
+    try:
+        with LoadGroup(connections.load, specs, f"full-clients-{side}") as group:
+            group.gather(120.0, expect="ready")
+            group.send_all(("connect", time.monotonic() + 40.0))
+            connected = group.gather(60.0, expect="connected")
+            idle_end = time.monotonic() + 2.0 + HOLD + 1.0
+            group.send_all(("idle", idle_end, False))
+            time.sleep(2.0)
+            cpu = CpuWindow({"server": [server.pid], "load": group.pids})
+            cpu.start()
+            time.sleep(HOLD)
+            used = cpu.stop()
+            held = len(os.listdir(f"/proc/{server.pid}/fd"))
+            idled = group.gather(30.0, expect="idled")
+    finally:
+        server.stop()
+    figures = {
+        "logged_in": sum(c[2] for c in connected),
+        "told_server_full": sum(i[1]["failures"].get("server_full", 0) for i in idled),
+        "server_descriptors": held,
+        "server_cores_held": used["server"],
+        "cpu": used,
+    }
+    print(
+        f"    {side:6}: {figures['logged_in']} of {clients} logged in,"
+        f" {figures['told_server_full']} told server_full; the server holds {held}"
+        f" descriptors, {used['server']} cores",
+        flush=True,
+    )
+    return figures
+
+
 def run(plan: Plan) -> None:
     print(
         f"  past the open-files limit: {STRANGERS:,} connections to a server"
@@ -138,6 +189,26 @@ def run(plan: Plan) -> None:
             "let_in": "connections",
             "turned_away": "connections",
             "unanswered": "connections",
+            "server_cores_held": "cores",
+        },
+    )
+    if plan.quick:
+        return
+    print(
+        f"  at the machine's open-files limit: {CLIENTS_AT_LIMIT:,} clients,"
+        f" {2 * CLIENTS_AT_LIMIT:,} connections",
+        flush=True,
+    )
+    figures = {side: _clients_at_the_limit(plan, side) for side in ("ours", "relay")}
+    record(
+        plan,
+        "full",
+        {"clients": CLIENTS_AT_LIMIT, "open files": "the machine's"},
+        figures,
+        metrics={
+            "logged_in": "clients",
+            "told_server_full": "clients",
+            "server_descriptors": "descriptors",
             "server_cores_held": "cores",
         },
     )

@@ -115,6 +115,9 @@ LABELS = {
     "turned_away": "turned away",
     "unanswered": "unanswered",
     "server_cores_held": "server CPU meanwhile, cores",
+    "logged_in": "logged in",
+    "told_server_full": "told server_full",
+    "server_descriptors": "server descriptors",
 }
 
 
